@@ -1,0 +1,198 @@
+//! The typed, validated configuration: what the engine runs from.
+//!
+//! Every value here has passed validation: addresses parse, files exist, upstream names
+//! resolve, limits are positive. Embedders may build these types directly in code instead
+//! of going through a TOML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gangway_headers::Template;
+
+/// The whole configuration of one gangway process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: Server,
+    /// Listening sockets, each with its own routes.
+    pub listeners: Vec<Listener>,
+    /// Named upstream pools that `proxy` routes refer to.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// Process-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// How long requests in flight may run on after SIGTERM/SIGINT before the process
+    /// closes them.
+    pub drain_timeout: Duration,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// A name for logs and for routes that pick listeners.
+    pub name: String,
+    /// Address and port to bind.
+    pub address: SocketAddr,
+    /// TLS termination; `None` serves plain HTTP.
+    pub tls: Option<ListenerTls>,
+    /// A slow client that has not sent a whole request head within this time gets 408.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line plus headers) accepted; larger gets 431.
+    pub max_header_bytes: usize,
+    /// How long an idle keep-alive client connection stays open between requests.
+    pub keepalive_timeout: Duration,
+    /// Routes in declaration order; the longest matching prefix wins.
+    pub routes: Vec<Route>,
+}
+
+/// Certificate and key for a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerTls {
+    /// PEM files on disk.
+    Files {
+        /// PEM file with the certificate chain, leaf first.
+        certificate: PathBuf,
+        /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+        private_key: PathBuf,
+    },
+    /// PEM text held in memory, as the demo's generated certificate is.
+    Pem {
+        /// The certificate chain, leaf first.
+        certificate_chain: String,
+        /// The private key.
+        private_key: String,
+    },
+}
+
+/// One route: which requests it takes and what it does with them.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Host the route answers for (exact, case-insensitive); `None` answers every host.
+    pub host: Option<String>,
+    /// Path prefix the route answers for, starting with `/`.
+    pub path: String,
+    /// What the route does.
+    pub action: Action,
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: u64,
+    /// A request or response body that moves no byte for this long is aborted.
+    pub body_idle_timeout: Duration,
+    /// Whether WebSocket upgrades are accepted and tunnelled on this route.
+    pub websocket: bool,
+    /// A WebSocket tunnel with no byte in either direction for this long is closed.
+    pub websocket_idle_timeout: Duration,
+}
+
+/// What a route does with a request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Forward to an upstream pool.
+    Proxy {
+        /// Index into [`Config::upstreams`].
+        upstream: usize,
+        /// Replaces the matched path prefix before forwarding; `None` passes the client's
+        /// path and query unchanged.
+        rewrite_prefix: Option<String>,
+    },
+    /// Answer with a redirect whose target is rendered from variables.
+    Redirect {
+        /// One of 301, 302, 303, 307, 308.
+        status: u16,
+        /// The `Location` value, e.g. `https://$host$request_uri`.
+        target: Template,
+    },
+    /// Answer with a fixed response.
+    Respond {
+        /// Any status from 200 to 599.
+        status: u16,
+        /// The body, sent as `text/plain; charset=utf-8`.
+        body: String,
+    },
+}
+
+/// A named pool of upstream servers.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The name routes refer to.
+    pub name: String,
+    /// `http` or `https` for every peer of the pool.
+    pub scheme: Scheme,
+    /// The servers, in configured order.
+    pub peers: Vec<Peer>,
+    /// Verification of HTTPS peers.
+    pub tls: UpstreamTls,
+    /// Giving up on a TCP (and TLS) connect after this long answers 502.
+    pub connect_timeout: Duration,
+    /// Waiting longer than this for the response head answers 504.
+    pub response_header_timeout: Duration,
+    /// Idle keep-alive connections kept per peer.
+    pub keepalive: usize,
+    /// How long an idle keep-alive connection to a peer is kept.
+    pub keepalive_timeout: Duration,
+}
+
+/// Upstream transport scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP/1.1.
+    Http,
+    /// HTTP/1.1 over TLS.
+    Https,
+}
+
+/// One upstream server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Relative share of requests (smooth weighted round robin).
+    pub weight: u32,
+}
+
+/// How HTTPS peers are verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// PEM file of CA certificates to trust instead of the system roots.
+    pub ca: Option<PathBuf>,
+    /// Name to send as SNI and to verify the certificate against, instead of the peer host.
+    pub server_name: Option<String>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self { drain_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Defaults shared by the parser and by embedders who build a configuration in code.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Request head read timeout.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Largest request head.
+    pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+    /// Idle client keep-alive.
+    pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+    /// Largest request body.
+    pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+    /// Body idle timeout.
+    pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// WebSocket tunnel idle timeout: an hour, so quiet devices are not cut.
+    pub const WEBSOCKET_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// Upstream connect timeout.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Upstream response-head timeout.
+    pub const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Idle upstream connections kept per peer.
+    pub const UPSTREAM_KEEPALIVE: usize = 32;
+    /// Idle upstream connection lifetime.
+    pub const UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Graceful drain on shutdown.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+}
