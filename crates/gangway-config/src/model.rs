@@ -11,7 +11,7 @@ use std::time::Duration;
 use gangway_headers::Template;
 
 /// The whole configuration of one gangway process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Process-wide settings.
     pub server: Server,
@@ -30,7 +30,7 @@ pub struct Server {
 }
 
 /// One listening socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     /// A name for logs and for routes that pick listeners.
     pub name: String,
@@ -68,7 +68,7 @@ pub enum ListenerTls {
 }
 
 /// One route: which requests it takes and what it does with them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Host the route answers for (exact, case-insensitive); `None` answers every host.
     pub host: Option<String>,
@@ -87,7 +87,7 @@ pub struct Route {
 }
 
 /// What a route does with a request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Forward to an upstream pool.
     Proxy {
@@ -114,7 +114,7 @@ pub enum Action {
 }
 
 /// A named pool of upstream servers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     /// The name routes refer to.
     pub name: String,
@@ -165,7 +165,9 @@ pub struct UpstreamTls {
 
 impl Default for Server {
     fn default() -> Self {
-        Self { drain_timeout: Duration::from_secs(30) }
+        Self {
+            drain_timeout: Duration::from_secs(30),
+        }
     }
 }
 

@@ -1,0 +1,211 @@
+//! The `gangway` binary itself: `demo`, `check`, and shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use gangway_e2e::certs::TempDir;
+use gangway_e2e::clients::{http1_request, tls_connect};
+use gangway_e2e::origins::SlowOrigin;
+use http_body_util::Full;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gangway");
+
+/// A child process killed on drop if the test did not end it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Reads the child's stdout until a line starting with `prefix` (trimmed); bounded in time.
+fn line_starting_with(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(line) = receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.trim_start().starts_with(prefix) {
+            return line;
+        }
+    }
+    panic!("no line starting with {prefix:?} on stdout");
+}
+
+fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
+    gangway_e2e::clients::insecure_tls_client_config(&[b"http/1.1"])
+}
+
+#[tokio::test]
+async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let https_line = line_starting_with(&mut child.0, "HTTPS");
+    let https: SocketAddr = https_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let stream = tls_connect(https, "localhost", insecure_tls()).await;
+    let request = http::Request::post("/hello?x=1")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from_static(b"demo body")))
+        .unwrap();
+    let response = http1_request(stream, request).await;
+    assert_eq!(response.status(), 200);
+    let echo: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/hello?x=1");
+    assert_eq!(echo["body"], "demo body");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+
+    let stream = tls_connect(https, "localhost", insecure_tls()).await;
+    let (mut socket, response) =
+        tokio_tungstenite::client_async(format!("wss://localhost:{}/ws", https.port()), stream)
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+        .send(Message::text("hello through gangway"))
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("hello through gangway"));
+    socket
+        .send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::binary(vec![0u8, 1, 2, 255]));
+    socket.close(None).await.unwrap();
+
+    signal(&child.0, "TERM");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_exits_0() {
+    let origin = SlowOrigin::start(Duration::from_secs(2)).await;
+    let dir = TempDir::new("sigterm");
+    let config = dir.path().join("gangway.toml");
+    let listen = gangway_e2e::origins::refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndrain_timeout = \"20s\"\n\n[[upstream]]\nname = \"slow\"\npeers = [\"http://{}\"]\n\n\
+             [[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/\"\nproxy = \"slow\"\n",
+            origin.addr()
+        ),
+    )
+    .unwrap();
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until the listener accepts (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        match TcpStream::connect(listen).await {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("gangway did not start listening: {error}"),
+        }
+    };
+    let request = http::Request::get("/slow")
+        .header("host", "app.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let in_flight = tokio::spawn(http1_request(stream, request));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&child.0, "TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert!(
+        TcpStream::connect(listen).await.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), "slow");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_and_column() {
+    let dir = TempDir::new("check");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\naddress = \"127.0.0.1:notaport\"\n\n[[listener.route]]\npath = \"/\"\nproxy = \"missing\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let file = config.display().to_string();
+    assert!(errors.contains(&format!("{file}:2:11:")), "{errors}");
+    assert!(errors.contains(&format!("{file}:6:9:")), "{errors}");
+    assert!(errors.contains("missing"), "{errors}");
+
+    std::fs::write(&config, "[[listener]]\naddress = \"127.0.0.1:8080\"\n\n[[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n").unwrap();
+    let output = Command::new(BINARY)
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ok\n");
+}

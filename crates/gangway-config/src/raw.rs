@@ -1,0 +1,216 @@
+//! The file as serde reads it: every key that the format knows, with its span, and nothing
+//! checked beyond TOML types. Unknown keys are rejected here; everything else is checked by
+//! [`crate::validate`] so that all problems are reported together.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
+use serde_spanned::Spanned;
+
+use crate::values::{DURATION_EXPECTED, SIZE_EXPECTED};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) server: Option<Spanned<RawServer>>,
+    #[serde(default)]
+    pub(crate) upstream: Vec<Spanned<RawUpstream>>,
+    #[serde(default)]
+    pub(crate) listener: Vec<Spanned<RawListener>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) drain_timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) peers: Option<Spanned<Vec<Spanned<RawPeer>>>>,
+    pub(crate) ca: Option<Spanned<String>>,
+    pub(crate) server_name: Option<Spanned<String>>,
+    pub(crate) connect_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) response_header_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) keepalive: Option<Spanned<i64>>,
+    pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListener {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) address: Option<Spanned<String>>,
+    pub(crate) certificate: Option<Spanned<String>>,
+    pub(crate) private_key: Option<Spanned<String>>,
+    pub(crate) header_read_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) max_header_size: Option<Spanned<RawSize>>,
+    pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
+    #[serde(default)]
+    pub(crate) route: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) proxy: Option<Spanned<String>>,
+    pub(crate) redirect: Option<Spanned<RawRedirect>>,
+    pub(crate) respond: Option<Spanned<RawRespond>>,
+    pub(crate) rewrite_prefix: Option<Spanned<String>>,
+    pub(crate) max_body: Option<Spanned<RawSize>>,
+    pub(crate) body_idle_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) websocket: Option<Spanned<bool>>,
+    pub(crate) websocket_idle_timeout: Option<Spanned<RawDuration>>,
+}
+
+/// `respond = { status = 200, body = "ok" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRespond {
+    pub(crate) status: Spanned<i64>,
+    #[serde(default)]
+    pub(crate) body: String,
+}
+
+/// `"https://…"` or `{ url = "https://…", weight = 2 }`.
+#[derive(Debug)]
+pub(crate) enum RawPeer {
+    Url(String),
+    Table(RawPeerTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPeerTable {
+    pub(crate) url: Spanned<String>,
+    pub(crate) weight: Option<Spanned<i64>>,
+}
+
+/// `"301 https://$host$request_uri"` or `{ status = 301, to = "https://$host$request_uri" }`.
+#[derive(Debug)]
+pub(crate) enum RawRedirect {
+    Text(String),
+    Table(RawRedirectTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedirectTable {
+    pub(crate) status: Spanned<i64>,
+    pub(crate) to: Spanned<String>,
+}
+
+/// An integer or a string, read before its meaning is checked.
+#[derive(Debug)]
+pub(crate) enum IntOrString {
+    Int(i64),
+    String(String),
+}
+
+/// A size, unchecked.
+#[derive(Debug)]
+pub(crate) struct RawSize(pub(crate) IntOrString);
+
+/// A duration, unchecked.
+#[derive(Debug)]
+pub(crate) struct RawDuration(pub(crate) IntOrString);
+
+struct IntOrStringVisitor {
+    expecting: &'static str,
+}
+
+impl<'de> Visitor<'de> for IntOrStringVisitor {
+    type Value = IntOrString;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(IntOrString::Int(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        i64::try_from(value)
+            .map(IntOrString::Int)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(IntOrString::String(value.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(IntOrStringVisitor {
+                expecting: SIZE_EXPECTED,
+            })
+            .map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(IntOrStringVisitor {
+                expecting: DURATION_EXPECTED,
+            })
+            .map(Self)
+    }
+}
+
+struct PeerVisitor;
+
+impl<'de> Visitor<'de> for PeerVisitor {
+    type Value = RawPeer;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a peer: a URL string such as \"http://127.0.0.1:9000\", or a table such as { url = \"http://127.0.0.1:9000\", weight = 2 }")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(RawPeer::Url(value.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        RawPeerTable::deserialize(MapAccessDeserializer::new(map)).map(RawPeer::Table)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPeer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PeerVisitor)
+    }
+}
+
+struct RedirectVisitor;
+
+impl<'de> Visitor<'de> for RedirectVisitor {
+    type Value = RawRedirect;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a redirect: a string \"STATUS TARGET\" such as \"301 https://$host$request_uri\", or a table such as { status = 301, to = \"https://$host$request_uri\" }")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(RawRedirect::Text(value.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        RawRedirectTable::deserialize(MapAccessDeserializer::new(map)).map(RawRedirect::Table)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRedirect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RedirectVisitor)
+    }
+}

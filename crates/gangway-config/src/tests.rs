@@ -1,0 +1,1139 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gangway_headers::Template;
+
+use crate::values::{
+    duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, route_host, size_to_toml,
+};
+use crate::{
+    Action, Config, Error, Errors, Listener, ListenerTls, Peer, Route, Scheme, Server, Upstream,
+    UpstreamTls, defaults, load, parse, to_toml,
+};
+
+/// A directory under the system temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "gangway-config-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Parses `source` as `/x/gangway.toml`, which must fail; returns the errors as displayed.
+fn errors(source: &str) -> String {
+    parse(source, Path::new("/x/gangway.toml"))
+        .unwrap_err()
+        .to_string()
+}
+
+/// A listener with one route that is valid on its own.
+const RESPOND: &str = "[[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n";
+
+const FULL: &str = r#"[server]
+drain_timeout = "1m30s"
+
+[[upstream]]
+name = "app"
+peers = ["http://127.0.0.1:9000", { url = "http://127.0.0.1:9001/", weight = 2 }]
+keepalive = 8
+
+[[upstream]]
+name = "secure"
+peers = ["https://[::1]:8443", "https://Backend.Internal."]
+ca = "ca.pem"
+server_name = "App.Internal"
+connect_timeout = "1500ms"
+response_header_timeout = 90
+keepalive_timeout = "2m"
+
+[[listener]]
+name = "public"
+address = "0.0.0.0:443"
+certificate = "cert.pem"
+private_key = "tls/key.pem"
+header_read_timeout = "5s"
+max_header_size = "32KiB"
+keepalive_timeout = "1h30m"
+
+[[listener.route]]
+path = "/"
+host = "Example.COM."
+proxy = "app"
+rewrite_prefix = "/app/"
+max_body = "200MiB"
+body_idle_timeout = "500ms"
+websocket = true
+websocket_idle_timeout = "2h"
+
+[[listener.route]]
+path = "/old"
+redirect = "301 https://$host$request_uri"
+
+[[listener.route]]
+path = "/moved"
+redirect = { status = 308, to = "https://example.org$request_uri" }
+
+[[listener.route]]
+path = "/health"
+respond = { status = 200, body = "ok" }
+
+[[listener]]
+address = "[::]:8080"
+
+[[listener.route]]
+path = "/"
+host = "::1"
+proxy = "secure"
+"#;
+
+/// Writes [`FULL`] and the files it names into a new directory.
+fn full_file() -> (TempDir, PathBuf) {
+    let dir = TempDir::new();
+    dir.write("ca.pem", "");
+    dir.write("cert.pem", "");
+    dir.write("tls/key.pem", "");
+    let path = dir.write("gangway.toml", FULL);
+    (dir, path)
+}
+
+fn route(path: &str, action: Action) -> Route {
+    Route {
+        host: None,
+        path: path.to_owned(),
+        action,
+        max_body_bytes: defaults::MAX_BODY_BYTES,
+        body_idle_timeout: defaults::BODY_IDLE_TIMEOUT,
+        websocket: false,
+        websocket_idle_timeout: defaults::WEBSOCKET_IDLE_TIMEOUT,
+    }
+}
+
+#[test]
+fn full_file_loads_into_typed_values_with_defaults_filled_in() {
+    let (dir, path) = full_file();
+    let config = load(&path).unwrap();
+    let expected = Config {
+        server: Server {
+            drain_timeout: Duration::from_secs(90),
+        },
+        listeners: vec![
+            Listener {
+                name: "public".to_owned(),
+                address: "0.0.0.0:443".parse().unwrap(),
+                tls: Some(ListenerTls::Files {
+                    certificate: dir.path("cert.pem"),
+                    private_key: dir.path("tls/key.pem"),
+                }),
+                header_read_timeout: Duration::from_secs(5),
+                max_header_bytes: 32 * 1024,
+                keepalive_timeout: Duration::from_secs(5400),
+                routes: vec![
+                    Route {
+                        host: Some("example.com".to_owned()),
+                        max_body_bytes: 200 * 1024 * 1024,
+                        body_idle_timeout: Duration::from_millis(500),
+                        websocket: true,
+                        websocket_idle_timeout: Duration::from_secs(7200),
+                        ..route(
+                            "/",
+                            Action::Proxy {
+                                upstream: 0,
+                                rewrite_prefix: Some("/app/".to_owned()),
+                            },
+                        )
+                    },
+                    route(
+                        "/old",
+                        Action::Redirect {
+                            status: 301,
+                            target: Template::parse("https://$host$request_uri").unwrap(),
+                        },
+                    ),
+                    route(
+                        "/moved",
+                        Action::Redirect {
+                            status: 308,
+                            target: Template::parse("https://example.org$request_uri").unwrap(),
+                        },
+                    ),
+                    route(
+                        "/health",
+                        Action::Respond {
+                            status: 200,
+                            body: "ok".to_owned(),
+                        },
+                    ),
+                ],
+            },
+            Listener {
+                name: "listener-2".to_owned(),
+                address: "[::]:8080".parse().unwrap(),
+                tls: None,
+                header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+                max_header_bytes: defaults::MAX_HEADER_BYTES,
+                keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+                routes: vec![Route {
+                    host: Some("[::1]".to_owned()),
+                    ..route(
+                        "/",
+                        Action::Proxy {
+                            upstream: 1,
+                            rewrite_prefix: None,
+                        },
+                    )
+                }],
+            },
+        ],
+        upstreams: vec![
+            Upstream {
+                name: "app".to_owned(),
+                scheme: Scheme::Http,
+                peers: vec![
+                    Peer {
+                        host: "127.0.0.1".to_owned(),
+                        port: 9000,
+                        weight: 1,
+                    },
+                    Peer {
+                        host: "127.0.0.1".to_owned(),
+                        port: 9001,
+                        weight: 2,
+                    },
+                ],
+                tls: UpstreamTls::default(),
+                connect_timeout: defaults::CONNECT_TIMEOUT,
+                response_header_timeout: defaults::RESPONSE_HEADER_TIMEOUT,
+                keepalive: 8,
+                keepalive_timeout: defaults::UPSTREAM_KEEPALIVE_TIMEOUT,
+            },
+            Upstream {
+                name: "secure".to_owned(),
+                scheme: Scheme::Https,
+                peers: vec![
+                    Peer {
+                        host: "::1".to_owned(),
+                        port: 8443,
+                        weight: 1,
+                    },
+                    Peer {
+                        host: "backend.internal".to_owned(),
+                        port: 443,
+                        weight: 1,
+                    },
+                ],
+                tls: UpstreamTls {
+                    ca: Some(dir.path("ca.pem")),
+                    server_name: Some("app.internal".to_owned()),
+                },
+                connect_timeout: Duration::from_millis(1500),
+                response_header_timeout: Duration::from_secs(90),
+                keepalive: defaults::UPSTREAM_KEEPALIVE,
+                keepalive_timeout: Duration::from_secs(120),
+            },
+        ],
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn minimal_file_gets_every_default() {
+    let config = parse(
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://app.internal\"]\n\n\
+         [[listener]]\naddress = \"localhost:8080\"\n\n\
+         [[listener.route]]\npath = \"/\"\nproxy = \"app\"\n",
+        Path::new("gangway.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.server, Server::default());
+    assert_eq!(config.server.drain_timeout, defaults::DRAIN_TIMEOUT);
+    let listener = &config.listeners[0];
+    assert_eq!(listener.name, "listener-1");
+    assert_eq!(listener.address, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    assert_eq!(listener.tls, None);
+    assert_eq!(listener.header_read_timeout, defaults::HEADER_READ_TIMEOUT);
+    assert_eq!(listener.max_header_bytes, defaults::MAX_HEADER_BYTES);
+    assert_eq!(listener.keepalive_timeout, defaults::KEEPALIVE_TIMEOUT);
+    assert_eq!(
+        listener.routes,
+        vec![route(
+            "/",
+            Action::Proxy {
+                upstream: 0,
+                rewrite_prefix: None
+            }
+        )]
+    );
+    let upstream = &config.upstreams[0];
+    assert_eq!(
+        upstream.peers,
+        vec![Peer {
+            host: "app.internal".to_owned(),
+            port: 80,
+            weight: 1
+        }]
+    );
+    assert_eq!(upstream.tls, UpstreamTls::default());
+    assert_eq!(upstream.connect_timeout, defaults::CONNECT_TIMEOUT);
+    assert_eq!(
+        upstream.response_header_timeout,
+        defaults::RESPONSE_HEADER_TIMEOUT
+    );
+    assert_eq!(upstream.keepalive, defaults::UPSTREAM_KEEPALIVE);
+    assert_eq!(
+        upstream.keepalive_timeout,
+        defaults::UPSTREAM_KEEPALIVE_TIMEOUT
+    );
+}
+
+#[test]
+fn unused_upstream_is_not_an_error() {
+    let config = parse(
+        &format!("[[upstream]]\nname = \"spare\"\npeers = [\"http://a\"]\n[[listener]]\naddress = \"127.0.0.1:80\"\n{RESPOND}"),
+        Path::new("/x/gangway.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.upstreams.len(), 1);
+}
+
+#[test]
+fn routes_may_be_inline_tables() {
+    let config = parse(
+        "[[listener]]\naddress = \"127.0.0.1:80\"\nroute = [{ path = \"/\", respond = { status = 204 } }]\n",
+        Path::new("/x/gangway.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.listeners[0].routes[0].action,
+        Action::Respond {
+            status: 204,
+            body: String::new()
+        }
+    );
+}
+
+#[test]
+fn to_toml_round_trips_the_full_file() {
+    let (_dir, path) = full_file();
+    let config = load(&path).unwrap();
+    let written = to_toml(&config);
+    // Paths are absolute, so the text means the same wherever it is read from.
+    let reread = parse(&written, Path::new("/somewhere/else.toml")).unwrap();
+    assert_eq!(reread, config);
+    assert_eq!(to_toml(&reread), written);
+}
+
+#[test]
+fn to_toml_writes_every_key_normalised() {
+    let dir = TempDir::new();
+    let certificate = dir.write("cert.pem", "");
+    let private_key = dir.write("key.pem", "");
+    let source = "[[upstream]]\nname = \"app\"\npeers = [\"HTTP://[::1]\"]\n\
+         [[listener]]\naddress = \"localhost:443\"\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n\
+         max_header_size = 16000\n\
+         [[listener.route]]\npath = \"/\"\nproxy = \"app\"\nmax_body = \"1000MB\"\nbody_idle_timeout = 3601\n\
+         [[listener.route]]\npath = \"/x\"\nhost = \"A.example\"\nredirect = \"302  /y\"\n\
+         [[listener.route]]\npath = \"/health\"\nrespond = { status = 200 }\n";
+    let config = parse(source, &dir.path("gangway.toml")).unwrap();
+    let expected = format!(
+        r#"# gangway configuration, normalised: every key with its value, defaults included.
+
+[server]
+drain_timeout = "30s"
+
+[[upstream]]
+name = "app"
+peers = [
+    {{ url = "http://[::1]:80", weight = 1 }},
+]
+connect_timeout = "5s"
+response_header_timeout = "1m"
+keepalive = 32
+keepalive_timeout = "1m"
+
+[[listener]]
+name = "listener-1"
+address = "127.0.0.1:443"
+certificate = {certificate}
+private_key = {private_key}
+header_read_timeout = "10s"
+max_header_size = "16KB"
+keepalive_timeout = "1m15s"
+
+[[listener.route]]
+path = "/"
+proxy = "app"
+max_body = "1GB"
+body_idle_timeout = "1h1s"
+websocket = false
+websocket_idle_timeout = "1h"
+
+[[listener.route]]
+path = "/x"
+host = "a.example"
+redirect = {{ status = 302, to = "/y" }}
+max_body = "1MiB"
+body_idle_timeout = "1m"
+websocket = false
+websocket_idle_timeout = "1h"
+
+[[listener.route]]
+path = "/health"
+respond = {{ status = 200, body = "" }}
+max_body = "1MiB"
+body_idle_timeout = "1m"
+websocket = false
+websocket_idle_timeout = "1h"
+"#,
+        certificate = quote(&certificate.to_string_lossy()),
+        private_key = quote(&private_key.to_string_lossy()),
+    );
+    assert_eq!(to_toml(&config), expected);
+    assert_eq!(
+        parse(&expected, Path::new("/elsewhere.toml")).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn to_toml_notes_a_certificate_held_in_memory() {
+    let config = Config {
+        server: Server::default(),
+        listeners: vec![Listener {
+            name: "demo".to_owned(),
+            address: "127.0.0.1:8443".parse().unwrap(),
+            tls: Some(ListenerTls::Pem {
+                certificate_chain: "-----BEGIN CERTIFICATE-----".to_owned(),
+                private_key: "-----BEGIN PRIVATE KEY-----".to_owned(),
+            }),
+            header_read_timeout: Duration::from_millis(2500),
+            max_header_bytes: 1000,
+            keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            routes: vec![route(
+                "/",
+                Action::Respond {
+                    status: 200,
+                    body: "\"hi\"\n".to_owned(),
+                },
+            )],
+        }],
+        upstreams: Vec::new(),
+    };
+    let written = to_toml(&config);
+    assert!(written.contains(
+        "address = \"127.0.0.1:8443\"\n# certificate and private_key: the certificate is held \
+         in memory (PEM) and cannot be written here\nheader_read_timeout = \"2500ms\"\n\
+         max_header_size = \"1KB\"\n"
+    ));
+    assert!(!written.contains("BEGIN"));
+    assert!(written.contains("respond = { status = 200, body = \"\\\"hi\\\"\\n\" }\n"));
+    let reread = parse(&written, Path::new("/x/gangway.toml")).unwrap();
+    assert_eq!(reread.listeners[0].tls, None);
+    assert_eq!(reread.listeners[0].routes, config.listeners[0].routes);
+}
+
+#[test]
+fn sizes_read_every_unit() {
+    for (text, bytes) in [
+        ("1B", 1),
+        ("512B", 512),
+        ("16KB", 16_000),
+        ("2MB", 2_000_000),
+        ("3GB", 3_000_000_000),
+        ("16KiB", 16 * 1024),
+        ("200MiB", 200 * 1024 * 1024),
+        ("2GiB", 2 * 1024 * 1024 * 1024),
+        ("16 KiB", 16 * 1024),
+    ] {
+        assert_eq!(parse_size(text), Ok(bytes), "{text}");
+    }
+    for (text, problem) in [
+        ("", "does not start with a number"),
+        ("KiB", "does not start with a number"),
+        ("16", "has no unit"),
+        ("16kib", "has unknown unit \"kib\""),
+        ("16  KiB", "has unknown unit \" KiB\""),
+        ("0MiB", "is zero"),
+        ("99999999999999999999B", "is too large"),
+        ("99999999999GiB", "is too large"),
+    ] {
+        assert_eq!(parse_size(text), Err(problem.to_owned()), "{text}");
+    }
+}
+
+#[test]
+fn sizes_are_written_in_the_largest_exact_unit() {
+    for (bytes, text) in [
+        (1, "1"),
+        (1023, "1023"),
+        (1024, "\"1KiB\""),
+        (1000, "\"1KB\""),
+        (1536, "1536"),
+        (3000, "\"3KB\""),
+        (1537, "1537"),
+        (16 * 1024, "\"16KiB\""),
+        (1024 * 1024, "\"1MiB\""),
+        (3 * 1024 * 1024 * 1024, "\"3GiB\""),
+        (2_000_000, "\"2MB\""),
+    ] {
+        assert_eq!(size_to_toml(bytes), text, "{bytes}");
+    }
+}
+
+#[test]
+fn durations_read_every_unit() {
+    for (text, duration) in [
+        ("500ms", Duration::from_millis(500)),
+        ("30s", Duration::from_secs(30)),
+        ("5m", Duration::from_secs(300)),
+        ("1h", Duration::from_secs(3600)),
+        ("1h30m", Duration::from_secs(5400)),
+        ("1m30s", Duration::from_secs(90)),
+        ("1s500ms", Duration::from_millis(1500)),
+        ("1h5s", Duration::from_secs(3605)),
+    ] {
+        assert_eq!(parse_duration(text), Ok(duration), "{text}");
+    }
+    for (text, problem) in [
+        ("", "is empty"),
+        ("30", "has no unit after 30"),
+        ("30 s", "has no unit after 30"),
+        ("s", "has \"s\" where a number was expected"),
+        ("5min", "has unknown unit \"min\""),
+        ("30m1h", "has unit \"h\" out of order"),
+        ("1s1s", "has unit \"s\" out of order"),
+        ("0s", "is zero"),
+        ("0h0m", "is zero"),
+        ("99999999999999999999s", "is too large"),
+        ("9999999999999999999h", "is too large"),
+    ] {
+        assert_eq!(parse_duration(text), Err(problem.to_owned()), "{text}");
+    }
+}
+
+#[test]
+fn durations_are_written_as_strings() {
+    for (duration, text) in [
+        (Duration::from_secs(30), "\"30s\""),
+        (Duration::from_secs(90), "\"1m30s\""),
+        (Duration::from_secs(3600), "\"1h\""),
+        (Duration::from_secs(5400), "\"1h30m\""),
+        (Duration::from_secs(3601), "\"1h1s\""),
+        (Duration::from_millis(1500), "\"1500ms\""),
+        (Duration::from_micros(1), "\"1ms\""),
+    ] {
+        assert_eq!(duration_to_toml(duration), text, "{duration:?}");
+    }
+}
+
+#[test]
+fn peer_urls_take_scheme_host_and_port_only() {
+    let url = parse_peer_url("https://[::1]:8443/").unwrap();
+    assert_eq!(
+        (url.scheme, url.host.as_str(), url.port),
+        (Scheme::Https, "::1", 8443)
+    );
+    let url = parse_peer_url("http://App.Internal.").unwrap();
+    assert_eq!(
+        (url.scheme, url.host.as_str(), url.port),
+        (Scheme::Http, "app.internal", 80)
+    );
+    let url = parse_peer_url("https://10.0.0.1").unwrap();
+    assert_eq!((url.host.as_str(), url.port), ("10.0.0.1", 443));
+}
+
+#[test]
+fn route_hosts_are_normalised() {
+    assert_eq!(route_host("Example.COM."), Ok("example.com".to_owned()));
+    assert_eq!(route_host("10.0.0.1"), Ok("10.0.0.1".to_owned()));
+    assert_eq!(route_host("[0::1]"), Ok("[::1]".to_owned()));
+    assert_eq!(
+        route_host("ex ample.com"),
+        Err("is not a DNS name or IP address".to_owned())
+    );
+    assert_eq!(
+        route_host("-a.com"),
+        Err("is not a DNS name or IP address".to_owned())
+    );
+    assert_eq!(
+        route_host("a..com"),
+        Err("is not a DNS name or IP address".to_owned())
+    );
+}
+
+#[test]
+fn quote_escapes_for_toml() {
+    assert_eq!(quote("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+// One test per class of error, each with its exact message.
+
+#[test]
+fn toml_syntax_error() {
+    assert_eq!(
+        errors("[[listener]\n"),
+        "/x/gangway.toml:1:12: invalid TOML: unclosed array table, expected `]`"
+    );
+    assert_eq!(
+        errors("[server]\ndrain_timeout = 30s\n"),
+        "/x/gangway.toml:2:17: invalid TOML: string values must be quoted, expected literal string"
+    );
+}
+
+#[test]
+fn unknown_key() {
+    assert_eq!(
+        errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
+        "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
+         `certificate`, `private_key`, `header_read_timeout`, `max_header_size`, \
+         `keepalive_timeout`, `route`"
+    );
+    assert_eq!(
+        errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),
+        "/x/gangway.toml:3:30: unknown field `wait`, expected `url` or `weight`"
+    );
+    assert_eq!(
+        errors("[listen]\n"),
+        "/x/gangway.toml:1:2: unknown field `listen`, expected one of `server`, `upstream`, `listener`"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        errors("[[listener]]\naddress = 80\n"),
+        "/x/gangway.toml:2:11: invalid type: integer `80`, expected a string"
+    );
+    assert_eq!(
+        errors("[server]\ndrain_timeout = true\n"),
+        "/x/gangway.toml:2:17: invalid type: boolean `true`, expected a duration: an integer \
+         number of seconds, or a string such as \"500ms\", \"30s\", \"5m\", \"1h\" or \"1h30m\", \
+         greater than 0"
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    assert_eq!(
+        errors(&format!("\n[[listener]]\n{RESPOND}")),
+        "/x/gangway.toml:2:1: listener[1].address is missing; expected \"IP:PORT\" with an IP \
+         literal, such as \"0.0.0.0:443\", \"[::]:443\" or \"localhost:8080\""
+    );
+    assert_eq!(
+        errors("[[upstream]]\npeers = [\"http://a\"]\n[[upstream]]\nname = \"b\"\n"),
+        "/x/gangway.toml:1:1: upstream[1].name is missing; expected a unique name for `proxy` \
+         routes to refer to\n\
+         /x/gangway.toml:3:1: upstream[2].peers is missing; expected a list of peer URLs such as \
+         [\"http://127.0.0.1:9000\"]"
+    );
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n[[listener.route]]\nrespond = { status = 200 }\n"
+        ),
+        "/x/gangway.toml:3:1: listener[1].route[1].path is missing; expected a path prefix \
+         starting with \"/\", such as \"/\" or \"/api/\""
+    );
+}
+
+#[test]
+fn bad_address() {
+    let expected = "expected \"IP:PORT\" with an IP literal, such as \"0.0.0.0:443\", \
+                    \"[::]:443\" or \"localhost:8080\"";
+    for (address, problem) in [
+        ("foo", "has no port"),
+        ("0.0.0.0", "has no port"),
+        (
+            "example.com:80",
+            "has host \"example.com\", which is not an IP address or localhost",
+        ),
+        ("::1:80", "has an IPv6 address without brackets"),
+        (
+            "1.2.3.4:99999",
+            "has port \"99999\", not a number from 0 to 65535",
+        ),
+    ] {
+        assert_eq!(
+            errors(&format!("[[listener]]\naddress = \"{address}\"\n{RESPOND}")),
+            format!(
+                "/x/gangway.toml:2:11: listener[1].address = \"{address}\": {problem}; {expected}"
+            ),
+        );
+    }
+}
+
+#[test]
+fn missing_certificate_key_and_ca_files() {
+    let dir = TempDir::new();
+    dir.write("cert.pem", "");
+    let path = dir.path("gangway.toml");
+    let source = format!(
+        "[[upstream]]\nname = \"app\"\npeers = [\"https://a\"]\nca = \"ca/bundle.pem\"\n\
+         [[listener]]\naddress = \"0.0.0.0:443\"\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n\
+         {RESPOND}"
+    );
+    let file = path.display();
+    let ca = dir.path("ca/bundle.pem");
+    let key = dir.path("key.pem");
+    assert_eq!(
+        parse(&source, &path).unwrap_err().to_string(),
+        format!(
+            "{file}:4:6: upstream[1].ca: no file at {}; expected a PEM file (relative paths start \
+             from the configuration file's directory)\n\
+             {file}:8:15: listener[1].private_key: no file at {}; expected a PEM file (relative \
+             paths start from the configuration file's directory)",
+            ca.display(),
+            key.display()
+        )
+    );
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\naddress = \"0.0.0.0:443\"\ncertificate = \"/etc/none.pem\"\nprivate_key = \"/etc/none.key\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:3:15: listener[1].certificate: no file at /etc/none.pem; expected a PEM \
+         file (relative paths start from the configuration file's directory)\n\
+         /x/gangway.toml:4:15: listener[1].private_key: no file at /etc/none.key; expected a PEM \
+         file (relative paths start from the configuration file's directory)"
+    );
+}
+
+#[test]
+fn certificate_without_key() {
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\naddress = \"0.0.0.0:443\"\nprivate_key = \"key.pem\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:3:15: listener[1]: `private_key` is set without `certificate`; \
+         expected both or neither"
+    );
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\naddress = \"0.0.0.0:443\"\ncertificate = \"c.pem\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:3:15: listener[1]: `certificate` is set without `private_key`; \
+         expected both or neither"
+    );
+}
+
+#[test]
+fn unknown_upstream() {
+    assert_eq!(
+        errors(
+            "[[upstream]]\nname = \"app\"\npeers = [\"http://a\"]\n\
+             [[upstream]]\nname = \"static\"\npeers = [\"http://b\"]\n\
+             [[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/\"\nproxy = \"ap\"\n"
+        ),
+        "/x/gangway.toml:11:9: listener[1].route[1].proxy: no upstream is named \"ap\"; \
+         expected one of \"app\", \"static\""
+    );
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n[[listener.route]]\npath = \"/\"\nproxy = \"app\"\n"
+        ),
+        "/x/gangway.toml:5:9: listener[1].route[1].proxy: no upstream is named \"app\"; \
+         expected the name of an [[upstream]], and none is defined"
+    );
+}
+
+#[test]
+fn duplicate_route() {
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/\"\nhost = \"A.com.\"\nrespond = { status = 200 }\n\
+             [[listener.route]]\nhost = \"a.com\"\npath = \"/\"\nrespond = { status = 201 }\n\
+             [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n\
+             [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n"
+        ),
+        "/x/gangway.toml:9:8: listener[1].route[2]: host \"a.com\" with path \"/\" is already \
+         routed at line 4; expected each host and path once per listener\n\
+         /x/gangway.toml:15:8: listener[1].route[4]: path \"/\" for any host is already routed at \
+         line 12; expected each host and path once per listener"
+    );
+    // The same host and path on two listeners is fine.
+    parse(
+        &format!("[[listener]]\naddress = \"0.0.0.0:80\"\n{RESPOND}[[listener]]\naddress = \"0.0.0.0:81\"\n{RESPOND}"),
+        Path::new("/x/gangway.toml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn duplicate_listener_address() {
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n{RESPOND}[[listener]]\naddress = \"0.0.0.0:80\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:7:11: listener[2].address: 0.0.0.0:80 is already the address of the \
+         listener at line 2; expected a different address for each listener"
+    );
+    // Port 0 asks for any free port, so it may repeat.
+    parse(
+        &format!("[[listener]]\naddress = \"127.0.0.1:0\"\n{RESPOND}[[listener]]\naddress = \"127.0.0.1:0\"\n{RESPOND}"),
+        Path::new("/x/gangway.toml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn duplicate_names() {
+    assert_eq!(
+        errors(
+            "[[upstream]]\nname = \"app\"\npeers = [\"http://a\"]\n\n\
+             [[upstream]]\nname = \"app\"\npeers = [\"http://b\"]\n"
+        ),
+        "/x/gangway.toml:6:8: upstream[2].name: the name \"app\" is already used at line 2; \
+         expected a unique name"
+    );
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\nname = \"web\"\naddress = \"0.0.0.0:80\"\n{RESPOND}\
+             [[listener]]\nname = \"web\"\naddress = \"0.0.0.0:81\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:8:8: listener[2].name: the name \"web\" is already used at line 2; \
+         expected a unique name"
+    );
+    // A default name counts too, and the error points at the listener without a name.
+    assert_eq!(
+        errors(&format!(
+            "[[listener]]\nname = \"listener-2\"\naddress = \"0.0.0.0:80\"\n{RESPOND}\
+             [[listener]]\naddress = \"0.0.0.0:81\"\n{RESPOND}"
+        )),
+        "/x/gangway.toml:7:1: listener[2].name: the name \"listener-2\" is already used at line 2; \
+         expected a unique name"
+    );
+}
+
+#[test]
+fn route_without_action_or_with_two() {
+    assert_eq!(
+        errors(
+            "[[upstream]]\nname = \"app\"\npeers = [\"http://a\"]\n\
+             [[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/\"\n\
+             [[listener.route]]\npath = \"/a\"\nproxy = \"app\"\nrespond = { status = 200 }\n\
+             [[listener.route]]\npath = \"/b\"\nredirect = \"301 /\"\nrespond = { status = 200 }\nproxy = \"app\"\n"
+        ),
+        "/x/gangway.toml:6:1: listener[1].route[1]: the route has no action; expected exactly \
+         one of `proxy`, `redirect` or `respond`\n\
+         /x/gangway.toml:11:11: listener[1].route[2]: the route has both `proxy` and `respond`; \
+         expected exactly one of `proxy`, `redirect` or `respond`\n\
+         /x/gangway.toml:15:11: listener[1].route[3]: the route has `redirect`, `respond`, \
+         `proxy`; expected exactly one of `proxy`, `redirect` or `respond`"
+    );
+}
+
+#[test]
+fn proxy_only_keys_on_other_routes() {
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\nrewrite_prefix = \"/x\"\nwebsocket = true\n\
+             [[listener.route]]\npath = \"/r\"\nredirect = \"301 /\"\nwebsocket = true\n\
+             [[listener.route]]\npath = \"/f\"\nrespond = { status = 200 }\nwebsocket = false\n"
+        ),
+        "/x/gangway.toml:6:18: listener[1].route[1].rewrite_prefix: only a `proxy` route can have \
+         this, and this route uses `respond`; expected the key removed\n\
+         /x/gangway.toml:7:13: listener[1].route[1].websocket: only a `proxy` route can have this, \
+         and this route uses `respond`; expected the key removed\n\
+         /x/gangway.toml:11:13: listener[1].route[2].websocket: only a `proxy` route can have \
+         this, and this route uses `redirect`; expected the key removed"
+    );
+}
+
+#[test]
+fn listener_without_routes() {
+    assert_eq!(
+        errors("[[listener]]\naddress = \"0.0.0.0:80\"\n"),
+        "/x/gangway.toml:1:1: listener[1]: the listener has no routes; expected at least one \
+         [[listener.route]] after it"
+    );
+}
+
+#[test]
+fn bad_peers() {
+    let expected = "expected a URL \"http://HOST:PORT\" or \"https://HOST:PORT\" with nothing \
+                    after the port but an optional \"/\", such as \"http://127.0.0.1:9000\"";
+    for (url, problem) in [
+        ("http://a/b", "has a path"),
+        ("http://user@a", "has user info"),
+        ("http://a?x=1", "has a query"),
+        ("http://a#top", "has a fragment"),
+        ("ftp://a", "has scheme \"ftp\", not http or https"),
+        ("a:80", "has no scheme"),
+        ("http://", "has no host"),
+        ("http://::1", "has an IPv6 address without brackets"),
+        ("http://[::1", "has `[` without `]`"),
+        (
+            "http://[nope]:80",
+            "has \"nope\" in brackets, not an IPv6 address",
+        ),
+        ("http://a:0", "has port \"0\", not a number from 1 to 65535"),
+        (
+            "http://a:http",
+            "has port \"http\", not a number from 1 to 65535",
+        ),
+        (
+            "http://a b",
+            "has host \"a b\", which is not a DNS name or IP address",
+        ),
+    ] {
+        assert_eq!(
+            errors(&format!(
+                "[[upstream]]\nname = \"a\"\npeers = [\"{url}\"]\n"
+            )),
+            format!(
+                "/x/gangway.toml:3:10: upstream[1].peers[1] = \"{url}\": {problem}; {expected}"
+            ),
+        );
+    }
+    assert_eq!(
+        errors("[[upstream]]\nname = \"a\"\npeers = []\n"),
+        "/x/gangway.toml:3:9: upstream[1].peers = []: has no peers; expected at least one peer \
+         URL such as \"http://127.0.0.1:9000\""
+    );
+    assert_eq!(
+        errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", weight = 1001 }]\n"),
+        "/x/gangway.toml:3:39: upstream[1].peers[1].weight = 1001: is out of range; expected an \
+         integer from 1 to 1000"
+    );
+}
+
+#[test]
+fn mixed_schemes_and_https_only_keys() {
+    assert_eq!(
+        errors(
+            "[[upstream]]\nname = \"a\"\npeers = [\"http://a\", { url = \"https://b\" }]\n\
+             [[upstream]]\nname = \"b\"\npeers = [\"http://a\"]\nca = \"/etc/hosts\"\nserver_name = \"b\"\n"
+        ),
+        "/x/gangway.toml:3:30: upstream[1].peers[2]: scheme https differs from scheme http of the \
+         first peer; expected every peer of an upstream to use one scheme\n\
+         /x/gangway.toml:7:6: upstream[2].ca: applies only to an https upstream, and this one uses \
+         http; expected the key removed or https:// peers\n\
+         /x/gangway.toml:8:15: upstream[2].server_name: applies only to an https upstream, and \
+         this one uses http; expected the key removed or https:// peers"
+    );
+}
+
+#[test]
+fn bad_sizes_durations_and_counts() {
+    let size = "expected a size: an integer number of bytes, or a string such as \"16KiB\" with \
+                unit B, KB, MB, GB (powers of 1000), KiB, MiB or GiB (powers of 1024), greater \
+                than 0";
+    let duration = "expected a duration: an integer number of seconds, or a string such as \
+                    \"500ms\", \"30s\", \"5m\", \"1h\" or \"1h30m\", greater than 0";
+    assert_eq!(
+        errors(
+            "[server]\ndrain_timeout = -1\n\
+             [[upstream]]\nname = \"a\"\npeers = [\"http://a\"]\nkeepalive = -1\nconnect_timeout = \"5 s\"\n\
+             [[listener]]\naddress = \"0.0.0.0:80\"\nmax_header_size = \"16 kib\"\n\
+             [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\nmax_body = 0\nwebsocket_idle_timeout = \"30m1h\"\n"
+        ),
+        format!(
+            "/x/gangway.toml:2:17: server.drain_timeout = -1: is negative; {duration}\n\
+             /x/gangway.toml:6:13: upstream[1].keepalive = -1: is negative; expected a number of \
+             idle connections, 0 or more\n\
+             /x/gangway.toml:7:19: upstream[1].connect_timeout = \"5 s\": has no unit after 5; \
+             {duration}\n\
+             /x/gangway.toml:10:19: listener[1].max_header_size = \"16 kib\": has unknown unit \
+             \"kib\"; {size}\n\
+             /x/gangway.toml:14:12: listener[1].route[1].max_body = 0: is zero; {size}\n\
+             /x/gangway.toml:15:26: listener[1].route[1].websocket_idle_timeout = \"30m1h\": has \
+             unit \"h\" out of order; {duration}"
+        )
+    );
+}
+
+#[test]
+fn bad_route_path_host_and_status() {
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"api\"\nhost = \"a.com:80\"\nrespond = { status = 600 }\n\
+             [[listener.route]]\npath = \"/\"\nhost = \"*.a.com\"\nproxy = \"x\"\nrewrite_prefix = \"x\"\n"
+        ),
+        "/x/gangway.toml:4:8: listener[1].route[1].path = \"api\": does not start with \"/\"; \
+         expected a path starting with \"/\", such as \"/\" or \"/api/\"\n\
+         /x/gangway.toml:5:8: listener[1].route[1].host = \"a.com:80\": has a port; expected a DNS \
+         name or IP address without a port, such as \"example.com\"\n\
+         /x/gangway.toml:6:22: listener[1].route[1].respond.status = 600: is out of range; \
+         expected an HTTP status from 200 to 599\n\
+         /x/gangway.toml:9:8: listener[1].route[2].host = \"*.a.com\": is not a DNS name or IP \
+         address; expected a DNS name or IP address without a port, such as \"example.com\"\n\
+         /x/gangway.toml:10:9: listener[1].route[2].proxy: no upstream is named \"x\"; expected \
+         the name of an [[upstream]], and none is defined\n\
+         /x/gangway.toml:11:18: listener[1].route[2].rewrite_prefix = \"x\": does not start with \
+         \"/\"; expected a path starting with \"/\", such as \"/\" or \"/api/\""
+    );
+}
+
+#[test]
+fn bad_redirects() {
+    let form = "expected \"STATUS TARGET\" with STATUS one of 301, 302, 303, 307 or 308, such as \
+                \"301 https://$host$request_uri\"";
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/a\"\nredirect = \"300 https://x\"\n\
+             [[listener.route]]\npath = \"/b\"\nredirect = \"301\"\n\
+             [[listener.route]]\npath = \"/c\"\nredirect = { status = 200, to = \"/\" }\n"
+        ),
+        format!(
+            "/x/gangway.toml:5:12: listener[1].route[1].redirect = \"300 https://x\": has status \
+             300, which is not a redirect status; {form}\n\
+             /x/gangway.toml:8:12: listener[1].route[2].redirect = \"301\": is not a status and a \
+             target separated by a space; {form}\n\
+             /x/gangway.toml:11:23: listener[1].route[3].redirect.status = 200: is not a redirect \
+             status; expected one of 301, 302, 303, 307 or 308"
+        )
+    );
+}
+
+#[test]
+fn redirect_template_error_points_at_the_failing_character() {
+    assert_eq!(
+        errors(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n\
+             [[listener.route]]\npath = \"/a\"\nredirect = \"301 https://$hots$request_uri\"\n\
+             [[listener.route]]\npath = \"/b\"\nredirect = { status = 302, to = 'https://${host' }\n\
+             [[listener.route]]\npath = \"/c\"\nredirect = \"301 \\u0041$\"\n"
+        ),
+        "/x/gangway.toml:5:25: listener[1].route[1].redirect: invalid redirect target \
+         \"https://$hots$request_uri\": unknown variable `$hots` at column 9; expected one of the \
+         documented variables such as $host, $request_uri or $http_<header>\n\
+         /x/gangway.toml:8:42: listener[1].route[2].redirect: invalid redirect target \
+         \"https://${host\": `${` at column 9 has no closing `}`\n\
+         /x/gangway.toml:11:12: listener[1].route[3].redirect: invalid redirect target \"A$\": `$` \
+         at column 2 is not followed by a variable name; write `$$` for a literal dollar"
+    );
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let dir = TempDir::new();
+    let path = dir.path("missing.toml");
+    let errors = load(&path).unwrap_err();
+    let [Error::Read { file, source }] = errors.0.as_slice() else {
+        panic!("expected one read error, got {errors:?}");
+    };
+    assert_eq!(file, &path);
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(errors.iter().next().map(Error::location), Some(None));
+    assert!(
+        errors.to_string().starts_with(&format!(
+            "{}: cannot read the configuration file: ",
+            path.display()
+        )),
+        "{errors}"
+    );
+    assert!(
+        errors
+            .to_string()
+            .ends_with("; expected a readable TOML file"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let source = format!(
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://a/path\"]\nconnect_timeout = \"soon\"\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\n\
+         [[listener.route]]\npath = \"/\"\nproxy = \"nope\"\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\nmax_header_size = \"big\"\n\
+         {RESPOND}"
+    );
+    let errors: Errors = parse(&source, Path::new("/x/gangway.toml")).unwrap_err();
+    let positions: Vec<(usize, usize)> = errors
+        .iter()
+        .map(|error| {
+            let at = error.location().unwrap();
+            assert_eq!(error.file(), Path::new("/x/gangway.toml"));
+            (at.line, at.column)
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        vec![(3, 10), (4, 19), (9, 9), (11, 11), (12, 19)]
+    );
+    assert_eq!(errors.len(), 5);
+    assert_eq!(errors.to_string().lines().count(), 5);
+    assert!(
+        matches!(&errors.0[2], Error::UnknownUpstream { name, known, .. }
+        if name == "nope" && known == &["app".to_owned()])
+    );
+    assert!(matches!(
+        &errors.0[3],
+        Error::DuplicateAddress { first_line: 6, .. }
+    ));
+}
+
+#[test]
+fn errors_compare_equal() {
+    let first = parse("[[listener]]\n", Path::new("/x/gangway.toml")).unwrap_err();
+    let second = parse("[[listener]]\n", Path::new("/x/gangway.toml")).unwrap_err();
+    assert_eq!(first, second);
+    assert_eq!(
+        first.0[0],
+        Error::MissingKey {
+            at: crate::Location {
+                file: PathBuf::from("/x/gangway.toml"),
+                line: 1,
+                column: 1
+            },
+            key: "listener[1].address".to_owned(),
+            expected: crate::values::ADDRESS_EXPECTED.to_owned(),
+        }
+    );
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let page = include_str!("../../../docs/configuration.md");
+    let example = page
+        .split("## Complete example")
+        .nth(1)
+        .and_then(|rest| rest.split("```toml\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let dir = TempDir::new();
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        dir.write(file, "");
+    }
+    let path = dir.write("gangway.toml", example);
+    let config = load(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(config.listeners[0].routes.len(), 5);
+    assert_eq!(config.upstreams[1].tls.ca, Some(dir.path("ca.pem")));
+    assert_eq!(
+        parse(&to_toml(&config), Path::new("/x/gangway.toml")).unwrap(),
+        config
+    );
+}

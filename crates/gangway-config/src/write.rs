@@ -1,0 +1,168 @@
+//! [`Config`] back to TOML, normalised: every key with its value, defaults included.
+
+use std::path::Path;
+
+use crate::model::{Action, Config, Listener, ListenerTls, Route, Upstream};
+use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
+
+/// Writes `config` as a normalised configuration file.
+///
+/// Every key is written with its value, defaults included; sizes are bytes or unit strings
+/// (`"16KiB"`), durations strings (`"30s"`, `"1500ms"`), file paths absolute, and upstreams
+/// are referred to by name. [`parse`](crate::parse) reads the result back into an equal
+/// [`Config`]. A listener certificate held in memory ([`ListenerTls::Pem`]) cannot be
+/// written: a comment says so and the listener is written without TLS keys.
+pub fn to_toml(config: &Config) -> String {
+    let mut out = String::from(
+        "# gangway configuration, normalised: every key with its value, defaults included.\n",
+    );
+    out.push_str("\n[server]\n");
+    key(
+        &mut out,
+        "drain_timeout",
+        duration_to_toml(config.server.drain_timeout),
+    );
+    for upstream in &config.upstreams {
+        write_upstream(&mut out, upstream);
+    }
+    for listener in &config.listeners {
+        write_listener(&mut out, listener, &config.upstreams);
+    }
+    out
+}
+
+fn key(out: &mut String, name: &str, value: String) {
+    out.push_str(name);
+    out.push_str(" = ");
+    out.push_str(&value);
+    out.push('\n');
+}
+
+fn path(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    quote(&absolute.to_string_lossy())
+}
+
+fn write_upstream(out: &mut String, upstream: &Upstream) {
+    out.push_str("\n[[upstream]]\n");
+    key(out, "name", quote(&upstream.name));
+    out.push_str("peers = [\n");
+    for peer in &upstream.peers {
+        let url = quote(&peer_url(upstream.scheme, &peer.host, peer.port));
+        out.push_str(&format!(
+            "    {{ url = {url}, weight = {} }},\n",
+            peer.weight
+        ));
+    }
+    out.push_str("]\n");
+    if let Some(ca) = &upstream.tls.ca {
+        key(out, "ca", path(ca));
+    }
+    if let Some(server_name) = &upstream.tls.server_name {
+        key(out, "server_name", quote(server_name));
+    }
+    key(
+        out,
+        "connect_timeout",
+        duration_to_toml(upstream.connect_timeout),
+    );
+    key(
+        out,
+        "response_header_timeout",
+        duration_to_toml(upstream.response_header_timeout),
+    );
+    key(out, "keepalive", upstream.keepalive.to_string());
+    key(
+        out,
+        "keepalive_timeout",
+        duration_to_toml(upstream.keepalive_timeout),
+    );
+}
+
+fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream]) {
+    out.push_str("\n[[listener]]\n");
+    key(out, "name", quote(&listener.name));
+    key(out, "address", quote(&listener.address.to_string()));
+    match &listener.tls {
+        None => {}
+        Some(ListenerTls::Files {
+            certificate,
+            private_key,
+        }) => {
+            key(out, "certificate", path(certificate));
+            key(out, "private_key", path(private_key));
+        }
+        Some(ListenerTls::Pem { .. }) => out.push_str(
+            "# certificate and private_key: the certificate is held in memory (PEM) and cannot \
+             be written here\n",
+        ),
+    }
+    key(
+        out,
+        "header_read_timeout",
+        duration_to_toml(listener.header_read_timeout),
+    );
+    key(
+        out,
+        "max_header_size",
+        size_to_toml(listener.max_header_bytes as u64),
+    );
+    key(
+        out,
+        "keepalive_timeout",
+        duration_to_toml(listener.keepalive_timeout),
+    );
+    for route in &listener.routes {
+        write_route(out, route, upstreams);
+    }
+}
+
+fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
+    out.push_str("\n[[listener.route]]\n");
+    key(out, "path", quote(&route.path));
+    if let Some(host) = &route.host {
+        key(out, "host", quote(host));
+    }
+    match &route.action {
+        Action::Proxy {
+            upstream,
+            rewrite_prefix,
+        } => {
+            let name = upstreams
+                .get(*upstream)
+                .map_or_else(|| format!("<no upstream #{upstream}>"), |u| u.name.clone());
+            key(out, "proxy", quote(&name));
+            if let Some(prefix) = rewrite_prefix {
+                key(out, "rewrite_prefix", quote(prefix));
+            }
+        }
+        Action::Redirect { status, target } => {
+            let target = quote(target.source());
+            key(
+                out,
+                "redirect",
+                format!("{{ status = {status}, to = {target} }}"),
+            );
+        }
+        Action::Respond { status, body } => {
+            let body = quote(body);
+            key(
+                out,
+                "respond",
+                format!("{{ status = {status}, body = {body} }}"),
+            );
+        }
+    }
+    key(out, "max_body", size_to_toml(route.max_body_bytes));
+    key(
+        out,
+        "body_idle_timeout",
+        duration_to_toml(route.body_idle_timeout),
+    );
+    key(out, "websocket", route.websocket.to_string());
+    key(
+        out,
+        "websocket_idle_timeout",
+        duration_to_toml(route.websocket_idle_timeout),
+    );
+}

@@ -1,0 +1,252 @@
+//! Streaming bodies: nothing is buffered whole, every frame is passed on as it comes.
+//!
+//! [`RequestBody`] carries the client's body to the upstream, enforcing the route's size
+//! limit (also without `Content-Length`) and the idle timeout, and counting bytes.
+//! [`ResponseBody`] carries the answer to the client with the same idle timeout, counts
+//! bytes, tells the connection guard when the response is done, and writes the access-log
+//! line when it ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tokio::time::{Instant, Sleep};
+
+use crate::access::AccessRecord;
+use crate::conn_io::ConnState;
+
+/// Errors inside a body stream, boxed as hyper expects.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a body stream was cut.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("body exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("no body bytes for {0:?}")]
+    Idle(Duration),
+}
+
+/// An idle timer that is re-armed by every frame.
+#[derive(Debug)]
+struct IdleTimer {
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl IdleTimer {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+
+    fn touch(&mut self) {
+        let deadline = Instant::now() + self.timeout;
+        self.sleep.as_mut().reset(deadline);
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// What the engine learns from a request body while it streams.
+#[derive(Debug, Default)]
+pub(crate) struct RequestBodyFacts {
+    pub(crate) bytes: AtomicU64,
+    pub(crate) too_large: AtomicBool,
+    pub(crate) idle: AtomicBool,
+}
+
+/// The client's request body on its way to the upstream.
+#[derive(Debug)]
+pub(crate) struct RequestBody {
+    inner: hyper::body::Incoming,
+    limit: u64,
+    idle: IdleTimer,
+    facts: Arc<RequestBodyFacts>,
+}
+
+impl RequestBody {
+    pub(crate) fn new(
+        inner: hyper::body::Incoming,
+        limit: u64,
+        idle_timeout: Duration,
+        facts: Arc<RequestBodyFacts>,
+    ) -> Self {
+        Self {
+            inner,
+            limit,
+            idle: IdleTimer::new(idle_timeout),
+            facts,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.touch();
+                if let Some(data) = frame.data_ref() {
+                    let total = this
+                        .facts
+                        .bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed)
+                        + data.len() as u64;
+                    if total > this.limit {
+                        this.facts.too_large.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(BodyError::TooLarge(this.limit).into())));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.idle.expired(cx) {
+                    this.facts.idle.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(BodyError::Idle(this.idle.timeout).into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body on its way to the client.
+#[derive(Debug)]
+pub(crate) struct ResponseBody {
+    inner: UnsyncBoxBody<Bytes, BoxError>,
+    idle: Option<IdleTimer>,
+    bytes: u64,
+    finish: Option<Finish>,
+}
+
+/// What happens when the response ends: the access-log line and the connection guard.
+#[derive(Debug)]
+pub(crate) struct Finish {
+    pub(crate) record: AccessRecord,
+    pub(crate) conn: Arc<ConnState>,
+}
+
+impl ResponseBody {
+    /// Streams `inner`, cut when it moves nothing for `idle_timeout`.
+    pub(crate) fn streaming<B>(inner: B, idle_timeout: Duration) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            inner: inner.map_err(Into::into).boxed_unsync(),
+            idle: Some(IdleTimer::new(idle_timeout)),
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    /// A body held in full (an error page, a redirect, a fixed response).
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let inner = http_body_util::Full::new(bytes.into())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Self {
+            inner,
+            idle: None,
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    /// No body.
+    pub(crate) fn empty() -> Self {
+        Self::full(Bytes::new())
+    }
+
+    pub(crate) fn on_finish(&mut self, finish: Finish) {
+        self.finish = Some(finish);
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(idle) = &mut this.idle {
+                    idle.touch();
+                }
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                if let Some(finish) = &mut this.finish {
+                    finish.record.fail(error.to_string());
+                }
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let Some(idle) = &mut this.idle else {
+                    return Poll::Pending;
+                };
+                if !idle.expired(cx) {
+                    return Poll::Pending;
+                }
+                let error = BodyError::Idle(idle.timeout);
+                if let Some(finish) = &mut this.finish {
+                    finish.record.fail(error.to_string());
+                }
+                Poll::Ready(Some(Err(error.into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            finish.record.log(self.bytes);
+            finish.conn.request_finished();
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The connection guard: timeouts that hyper cannot answer the way a proxy must.
+//!
+//! hyper's own header-read timeout closes the connection silently; a client that stalls in
+//! its request head should get `408 Request Timeout` first. This wrapper sits between the
+//! socket (plain or TLS) and hyper, sees every byte read, and knows from the engine whether
+//! a request is being served. It arms:
+//!
+//! - the header-read timeout when the first byte of a request head arrives (and on a fresh
+//!   connection): if it passes before the engine sees the request, the wrapper writes the
+//!   408 itself and ends the connection;
+//! - the keep-alive timeout between requests: an idle connection is closed silently.
+//!
+//! HTTP/2 connections (ALPN `h2` or the prior-knowledge preface) have their own framing
+//! and are passed through untouched.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const REQUEST_TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 35\r\nconnection: close\r\n\r\n\
+request head not received in time\n";
+
+/// What the engine tells the guard: whether a request is being served on the connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    serving: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl ConnState {
+    /// A request head has been parsed and handed to the engine.
+    pub(crate) fn request_started(&self) {
+        self.serving.store(true, Ordering::Release);
+    }
+
+    /// The response has been written (or abandoned); the connection is idle again.
+    pub(crate) fn request_finished(&self) {
+        self.serving.store(false, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between requests (or before the first one); the deadline is the idle limit.
+    Idle,
+    /// Part of a request head has arrived; the deadline is the header-read limit.
+    Head,
+    /// The engine is serving a request; no deadline here.
+    Serving,
+    /// HTTP/2: no guard.
+    Passthrough,
+    /// The 408 is being written; `usize` bytes of it are out.
+    TimingOut(usize),
+    /// The guard ended the connection.
+    Closed,
+}
+
+pin_project_lite::pin_project! {
+    /// A socket with the guard around its reads.
+    #[derive(Debug)]
+    pub(crate) struct GuardedIo<T> {
+        #[pin]
+        inner: T,
+        state: Arc<ConnState>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        deadline: Pin<Box<Sleep>>,
+        phase: Phase,
+        first_read: bool,
+    }
+}
+
+impl<T> GuardedIo<T> {
+    /// Guards a fresh connection. `http2` skips the guard for an ALPN-negotiated HTTP/2
+    /// connection.
+    pub(crate) fn new(
+        inner: T,
+        state: Arc<ConnState>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        http2: bool,
+    ) -> Self {
+        Self {
+            inner,
+            state,
+            header_timeout,
+            idle_timeout,
+            // A connection that sends nothing at all is held no longer than a slow head.
+            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+            phase: if http2 {
+                Phase::Passthrough
+            } else {
+                Phase::Idle
+            },
+            first_read: true,
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut this = self.project();
+        loop {
+            match *this.phase {
+                Phase::Passthrough => return this.inner.poll_read(cx, buf),
+                Phase::Closed => return Poll::Ready(Ok(())),
+                Phase::TimingOut(written) => {
+                    if written < REQUEST_TIMEOUT_RESPONSE.len() {
+                        let rest = &REQUEST_TIMEOUT_RESPONSE[written..];
+                        let sent = ready!(this.inner.as_mut().poll_write(cx, rest))?;
+                        if sent == 0 {
+                            *this.phase = Phase::Closed;
+                        } else {
+                            *this.phase = Phase::TimingOut(written + sent);
+                        }
+                        continue;
+                    }
+                    ready!(this.inner.as_mut().poll_shutdown(cx))?;
+                    *this.phase = Phase::Closed;
+                    continue;
+                }
+                Phase::Idle | Phase::Head | Phase::Serving => {}
+            }
+
+            this.state.waker.register(cx.waker());
+            let serving = this.state.serving.load(Ordering::Acquire);
+            match (*this.phase, serving) {
+                (Phase::Idle | Phase::Head, true) => *this.phase = Phase::Serving,
+                (Phase::Serving, false) => {
+                    *this.phase = Phase::Idle;
+                    let deadline = Instant::now() + *this.idle_timeout;
+                    this.deadline.as_mut().reset(deadline);
+                }
+                _ => {}
+            }
+
+            let before = buf.filled().len();
+            match this.inner.as_mut().poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {
+                    let fresh = &buf.filled()[before..];
+                    if !fresh.is_empty() {
+                        if std::mem::take(this.first_read) && fresh.starts_with(b"PRI ") {
+                            // HTTP/2 prior knowledge: its framing has its own limits.
+                            *this.phase = Phase::Passthrough;
+                        } else if *this.phase == Phase::Idle {
+                            *this.phase = Phase::Head;
+                            let deadline = Instant::now() + *this.header_timeout;
+                            this.deadline.as_mut().reset(deadline);
+                        }
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {}
+            }
+            if *this.phase == Phase::Serving || this.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The deadline passed: a stalled head gets its 408, an idle connection just ends.
+            *this.phase = if *this.phase == Phase::Head {
+                Phase::TimingOut(0)
+            } else {
+                Phase::Closed
+            };
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,137 @@
+//! Errors: those that stop the engine from starting, and those that end one request.
+
+use std::net::SocketAddr;
+
+use http::StatusCode;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listening socket could not be bound.
+    #[error("listener `{listener}`: cannot bind {address}")]
+    Bind {
+        /// The listener's name.
+        listener: String,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener's or upstream's TLS material could not be loaded or used.
+    #[error("{context}: TLS setup failed")]
+    Tls {
+        /// The listener or upstream.
+        context: String,
+        /// Why.
+        #[source]
+        source: gangway_tls::Error,
+    },
+    /// A listener's routes could not be compiled.
+    #[error("listener `{listener}`: route table")]
+    Routes {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        #[source]
+        source: gangway_route::Error,
+    },
+    /// An upstream pool could not be built.
+    #[error("upstream `{upstream}`")]
+    Upstream {
+        /// The upstream's name.
+        upstream: String,
+        /// Why.
+        #[source]
+        source: gangway_upstream::Error,
+    },
+    /// An upstream's `server_name` is not a valid DNS name or IP address.
+    #[error("upstream `{upstream}`: server_name `{name}` is not a valid DNS name or IP address")]
+    ServerName {
+        /// The upstream's name.
+        upstream: String,
+        /// The name as configured.
+        name: String,
+    },
+    /// A route refers to an upstream index that the configuration does not have.
+    #[error("listener `{listener}`: a route refers to upstream #{index}, which does not exist")]
+    UnknownUpstream {
+        /// The listener's name.
+        listener: String,
+        /// The index.
+        index: usize,
+    },
+}
+
+/// Which party a request error is the fault of: it decides the status class and the log
+/// level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something wrong or too slowly.
+    Downstream,
+    /// The upstream failed, refused or was too slow.
+    Upstream,
+    /// The proxy itself could not complete the request.
+    Internal,
+}
+
+/// Why one request got an error response instead of a proxied one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    #[error("no route for this host and path")]
+    NoRoute,
+    #[error("request body larger than the route's limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("client sent no body bytes for {seconds} s")]
+    ClientBodyTimeout { seconds: u64 },
+    #[error("request target is not a path")]
+    BadTarget,
+    #[error("WebSocket handshake refused: {0}")]
+    BadUpgrade(#[source] gangway_tunnel::Error),
+    #[error("WebSocket upgrade on a route that does not allow it")]
+    UpgradeNotAllowed,
+    #[error("upstream connection failed: {0}")]
+    UpstreamConnect(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream sent no response head within {seconds} s")]
+    UpstreamTimeout { seconds: u64 },
+    #[error("upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept")]
+    UpstreamBadUpgrade,
+    #[error("could not build the upstream request: {0}")]
+    UpstreamRequest(#[source] http::Error),
+    #[error("redirect target rendered to an invalid header value")]
+    BadRedirectTarget,
+}
+
+impl RequestError {
+    /// Whose fault it is.
+    pub(crate) fn side(&self) -> Side {
+        match self {
+            Self::NoRoute
+            | Self::BodyTooLarge { .. }
+            | Self::ClientBodyTimeout { .. }
+            | Self::BadTarget
+            | Self::BadUpgrade(_)
+            | Self::UpgradeNotAllowed => Side::Downstream,
+            Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
+                Side::Upstream
+            }
+            Self::UpstreamRequest(_) | Self::BadRedirectTarget => Side::Internal,
+        }
+    }
+
+    /// The status the client gets.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BadTarget | Self::BadUpgrade(_) | Self::UpgradeNotAllowed => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UpstreamConnect(_) | Self::UpstreamBadUpgrade => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamRequest(_) | Self::BadRedirectTarget => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The configuration compiled for serving: route tables, upstream clients, TLS acceptors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gangway_config::{Action, Config, Listener, ListenerTls, Scheme, Upstream};
+use gangway_headers::Template;
+use gangway_route::{HostMatch, MatchMode, PathMatch, RouteTable, RouteTableBuilder};
+use gangway_tls::{ServerTls, UpstreamRoots, upstream_client_config};
+use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
+use http::StatusCode;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+
+use crate::Error;
+use crate::body::RequestBody;
+
+/// One upstream pool, ready to send to.
+#[derive(Debug)]
+pub(crate) struct UpstreamRuntime {
+    pub(crate) name: Arc<str>,
+    pub(crate) pool: Pool,
+    pub(crate) client: UpstreamClient<RequestBody>,
+    pub(crate) response_header_timeout: Duration,
+}
+
+/// What a matched route does.
+#[derive(Debug)]
+pub(crate) enum RouteAction {
+    Proxy {
+        upstream: Arc<UpstreamRuntime>,
+        rewrite: Option<(String, String)>,
+    },
+    Redirect {
+        status: StatusCode,
+        target: Template,
+    },
+    Respond {
+        status: StatusCode,
+        body: Bytes,
+    },
+}
+
+/// One route with its limits.
+#[derive(Debug)]
+pub(crate) struct RouteRuntime {
+    pub(crate) name: Arc<str>,
+    pub(crate) action: RouteAction,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) body_idle_timeout: Duration,
+    pub(crate) websocket: bool,
+    pub(crate) websocket_idle_timeout: Duration,
+}
+
+/// One listener: its routes, limits and TLS.
+#[derive(Debug)]
+pub(crate) struct ListenerRuntime {
+    pub(crate) name: Arc<str>,
+    pub(crate) routes: RouteTable<usize>,
+    pub(crate) route_list: Vec<RouteRuntime>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+}
+
+pub(crate) fn build_upstream(
+    upstream: &Upstream,
+    provider: &Arc<CryptoProvider>,
+) -> Result<UpstreamRuntime, Error> {
+    let pool = Pool::new(
+        upstream
+            .peers
+            .iter()
+            .map(|peer| Peer::new(peer.host.clone(), peer.port, peer.weight))
+            .collect(),
+    )
+    .map_err(|source| Error::Upstream {
+        upstream: upstream.name.clone(),
+        source,
+    })?;
+    let scheme = match upstream.scheme {
+        Scheme::Http => UpstreamScheme::Http,
+        Scheme::Https => {
+            let roots = upstream
+                .tls
+                .ca
+                .clone()
+                .map_or(UpstreamRoots::System, UpstreamRoots::File);
+            let config =
+                upstream_client_config(&roots, provider.clone()).map_err(|source| Error::Tls {
+                    context: format!("upstream `{}`", upstream.name),
+                    source,
+                })?;
+            let server_name = match &upstream.tls.server_name {
+                Some(name) => {
+                    Some(
+                        ServerName::try_from(name.clone()).map_err(|_| Error::ServerName {
+                            upstream: upstream.name.clone(),
+                            name: name.clone(),
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            UpstreamScheme::Https {
+                config: Box::new(config),
+                server_name,
+            }
+        }
+    };
+    let settings = ClientSettings {
+        connect_timeout: upstream.connect_timeout,
+        max_idle_per_peer: upstream.keepalive,
+        idle_timeout: upstream.keepalive_timeout,
+    };
+    Ok(UpstreamRuntime {
+        name: upstream.name.as_str().into(),
+        pool,
+        client: UpstreamClient::new(scheme, settings),
+        response_header_timeout: upstream.response_header_timeout,
+    })
+}
+
+pub(crate) fn build_listener(
+    listener: &Listener,
+    upstreams: &[Arc<UpstreamRuntime>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<ListenerRuntime, Error> {
+    let routes_error = |source| Error::Routes {
+        listener: listener.name.clone(),
+        source,
+    };
+    let mut table = RouteTableBuilder::new(MatchMode::Nginx);
+    let mut route_list = Vec::with_capacity(listener.routes.len());
+    for (index, route) in listener.routes.iter().enumerate() {
+        let host = match &route.host {
+            Some(host) => HostMatch::exact(host).map_err(routes_error)?,
+            None => HostMatch::Any,
+        };
+        table
+            .add(host, PathMatch::Prefix(route.path.clone()), index)
+            .map_err(routes_error)?;
+        let action = match &route.action {
+            Action::Proxy {
+                upstream,
+                rewrite_prefix,
+            } => RouteAction::Proxy {
+                upstream: upstreams
+                    .get(*upstream)
+                    .cloned()
+                    .ok_or(Error::UnknownUpstream {
+                        listener: listener.name.clone(),
+                        index: *upstream,
+                    })?,
+                rewrite: rewrite_prefix.clone().map(|to| (route.path.clone(), to)),
+            },
+            Action::Redirect { status, target } => RouteAction::Redirect {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+                target: target.clone(),
+            },
+            Action::Respond { status, body } => RouteAction::Respond {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                body: Bytes::from(body.clone()),
+            },
+        };
+        let name = match &route.host {
+            Some(host) => format!("{host}{}", route.path),
+            None => route.path.clone(),
+        };
+        route_list.push(RouteRuntime {
+            name: name.into(),
+            action,
+            max_body_bytes: route.max_body_bytes,
+            body_idle_timeout: route.body_idle_timeout,
+            websocket: route.websocket,
+            websocket_idle_timeout: route.websocket_idle_timeout,
+        });
+    }
+    let tls = match &listener.tls {
+        Some(tls) => {
+            let context = format!("listener `{}`", listener.name);
+            let material = match tls {
+                ListenerTls::Files {
+                    certificate,
+                    private_key,
+                } => ServerTls::from_files(certificate, private_key),
+                ListenerTls::Pem {
+                    certificate_chain,
+                    private_key,
+                } => ServerTls::from_pem(certificate_chain, private_key),
+            }
+            .map_err(|source| Error::Tls {
+                context: context.clone(),
+                source,
+            })?;
+            let config = material
+                .server_config(provider.clone(), &[b"h2", b"http/1.1"])
+                .map_err(|source| Error::Tls { context, source })?;
+            Some(Arc::new(config))
+        }
+        None => None,
+    };
+    Ok(ListenerRuntime {
+        name: listener.name.as_str().into(),
+        routes: table.build().map_err(routes_error)?,
+        route_list,
+        tls,
+        header_read_timeout: listener.header_read_timeout,
+        keepalive_timeout: listener.keepalive_timeout,
+        max_header_bytes: listener.max_header_bytes,
+    })
+}
+
+/// Builds every upstream and listener of `config`.
+pub(crate) fn build(
+    config: &Config,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Vec<ListenerRuntime>, Error> {
+    let upstreams = config
+        .upstreams
+        .iter()
+        .map(|upstream| build_upstream(upstream, provider).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    config
+        .listeners
+        .iter()
+        .map(|listener| build_listener(listener, &upstreams, provider))
+        .collect()
+}

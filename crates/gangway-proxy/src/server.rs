@@ -1,0 +1,283 @@
+//! Listeners, connections and shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use gangway_config::Config;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use rustls::crypto::CryptoProvider;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Error;
+use crate::conn_io::{ConnState, GuardedIo};
+use crate::runtime::{ListenerRuntime, build};
+use crate::service::{Connection, serve};
+
+/// Counts work that outlives its HTTP connection (WebSocket tunnels) so that shutdown can
+/// wait for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tracker {
+    inner: Arc<TrackerInner>,
+}
+
+#[derive(Debug, Default)]
+struct TrackerInner {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held while tracked work runs.
+#[derive(Debug)]
+pub(crate) struct TrackerGuard {
+    inner: Arc<TrackerInner>,
+}
+
+impl Tracker {
+    pub(crate) fn enter(&self) -> TrackerGuard {
+        self.inner.active.fetch_add(1, Ordering::AcqRel);
+        TrackerGuard {
+            inner: self.inner.clone(),
+        }
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            if self.inner.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TrackerGuard {
+    fn drop(&mut self) {
+        if self.inner.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
+/// A bound, ready-to-run proxy: every listener's socket is open when [`Server::bind`]
+/// returns, so a caller can learn the ports (`:0` in tests) before serving.
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<(TcpListener, Arc<ListenerRuntime>)>,
+    addresses: Vec<SocketAddr>,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Compiles `config` and binds every listener. The crypto provider is used for every
+    /// TLS listener and upstream.
+    pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
+        let runtimes = build(config, &provider)?;
+        let mut listeners = Vec::with_capacity(runtimes.len());
+        let mut addresses = Vec::with_capacity(runtimes.len());
+        for (listener, runtime) in config.listeners.iter().zip(runtimes) {
+            let socket = TcpListener::bind(listener.address)
+                .await
+                .map_err(|source| Error::Bind {
+                    listener: listener.name.clone(),
+                    address: listener.address,
+                    source,
+                })?;
+            let address = socket.local_addr().map_err(|source| Error::Bind {
+                listener: listener.name.clone(),
+                address: listener.address,
+                source,
+            })?;
+            tracing::info!(listener = %listener.name, %address, tls = runtime.tls.is_some(), "listening");
+            addresses.push(address);
+            listeners.push((socket, Arc::new(runtime)));
+        }
+        Ok(Self {
+            listeners,
+            addresses,
+            drain_timeout: config.server.drain_timeout,
+        })
+    }
+
+    /// The bound address of each listener, in configuration order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting (closing the listening
+    /// sockets, so new connections are refused), lets requests and tunnels in flight finish
+    /// for up to the drain timeout, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let tunnels = Tracker::default();
+        let mut accept_loops = Vec::with_capacity(self.listeners.len());
+        for (socket, runtime) in self.listeners {
+            accept_loops.push(tokio::spawn(accept_loop(
+                socket,
+                runtime,
+                graceful.clone(),
+                tunnels.clone(),
+                stopped.clone(),
+            )));
+        }
+        shutdown.await;
+        tracing::info!(
+            "shutting down: no new connections; draining for up to {:?}",
+            self.drain_timeout
+        );
+        // Receivers may already be gone if every accept loop ended; nothing to stop then.
+        let _ = stop.send(true);
+        for accept_loop in accept_loops {
+            // An accept loop that panicked has nothing left to close.
+            let _ = accept_loop.await;
+        }
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            // Every accept loop has ended, so this is the last holder.
+            if let Ok(graceful) = Arc::try_unwrap(graceful) {
+                graceful.shutdown().await;
+            }
+            tunnels.wait_idle().await;
+        })
+        .await;
+        match drained {
+            Ok(()) => tracing::info!("drained; stopped"),
+            Err(_) => tracing::warn!("drain timeout passed; closing what is still open"),
+        }
+    }
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    runtime: Arc<ListenerRuntime>,
+    graceful: Arc<GracefulShutdown>,
+    tunnels: Tracker,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            _ = stopped.changed() => return,
+        };
+        match accepted {
+            Ok((stream, client)) => {
+                let runtime = runtime.clone();
+                let watcher = graceful.watcher();
+                let tunnels = tunnels.clone();
+                tokio::spawn(async move {
+                    handle_connection(stream, client, runtime, watcher, tunnels).await;
+                });
+            }
+            Err(error) => {
+                // Out of descriptors and similar: back off briefly instead of spinning.
+                tracing::warn!(listener = %runtime.name, "accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle_connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    runtime: Arc<ListenerRuntime>,
+    watcher: Watcher,
+    tunnels: Tracker,
+) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    // Small writes (response heads, WebSocket frames) go out at once.
+    let _ = stream.set_nodelay(true);
+    let state = Arc::new(ConnState::default());
+    match runtime.tls.clone().map(TlsAcceptor::from) {
+        None => {
+            let conn = Arc::new(Connection {
+                listener: runtime.clone(),
+                client,
+                local,
+                tls: false,
+                server_name: None,
+                state: state.clone(),
+                tunnels,
+            });
+            let io = GuardedIo::new(
+                stream,
+                state,
+                runtime.header_read_timeout,
+                runtime.keepalive_timeout,
+                false,
+            );
+            serve_http(io, conn, &runtime, watcher).await;
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(runtime.header_read_timeout, acceptor.accept(stream)).await;
+            let tls_stream = match handshake {
+                Ok(Ok(tls_stream)) => tls_stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%client, listener = %runtime.name, "TLS handshake failed: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%client, listener = %runtime.name, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (_, session) = tls_stream.get_ref();
+            let server_name = session.server_name().map(str::to_owned);
+            let http2 = session.alpn_protocol() == Some(b"h2");
+            let conn = Arc::new(Connection {
+                listener: runtime.clone(),
+                client,
+                local,
+                tls: true,
+                server_name,
+                state: state.clone(),
+                tunnels,
+            });
+            let io = GuardedIo::new(
+                tls_stream,
+                state,
+                runtime.header_read_timeout,
+                runtime.keepalive_timeout,
+                http2,
+            );
+            serve_http(io, conn, &runtime, watcher).await;
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, conn: Arc<Connection>, runtime: &ListenerRuntime, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The connection guard answers slow heads with 408; hyper's own timeout would
+        // close silently.
+        .header_read_timeout(None)
+        .max_buf_size(runtime.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(runtime.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let client = conn.client;
+    let service = service_fn(move |request| serve(conn.clone(), request));
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%client, "connection ended: {error}");
+    }
+}

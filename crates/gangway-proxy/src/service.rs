@@ -1,0 +1,330 @@
+//! One request, from route lookup to the response the client gets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gangway_headers::{ForwardedProto, set_forwarding, strip_hop_by_hop};
+use gangway_tunnel::{accepts_key, is_upgrade_request, splice, validate_upgrade_request};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, UPGRADE};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::access::AccessRecord;
+use crate::body::{Finish, RequestBody, RequestBodyFacts, ResponseBody};
+use crate::conn_io::ConnState;
+use crate::error::{RequestError, Side};
+use crate::runtime::{ListenerRuntime, RouteAction, RouteRuntime, UpstreamRuntime};
+use crate::server::Tracker;
+use crate::vars::RequestFacts;
+
+/// What the engine knows about the connection a request came on.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) listener: Arc<ListenerRuntime>,
+    pub(crate) client: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) server_name: Option<String>,
+    pub(crate) state: Arc<ConnState>,
+    pub(crate) tunnels: Tracker,
+}
+
+/// Serves one request. Never fails: every error becomes a response.
+pub(crate) async fn serve(
+    conn: Arc<Connection>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, std::convert::Infallible> {
+    conn.state.request_started();
+    let started = Instant::now();
+    let mut record = AccessRecord {
+        client: conn.client,
+        listener: conn.listener.name.clone(),
+        method: request.method().clone(),
+        uri: request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), ToString::to_string),
+        status: StatusCode::OK,
+        route: None,
+        upstream: None,
+        peer: None,
+        request_body: None,
+        started,
+        failure: None,
+    };
+    let mut response = match dispatch(&conn, request, &mut record).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error, &record, &conn),
+    };
+    record.status = response.status();
+    response.body_mut().on_finish(Finish {
+        record,
+        conn: conn.state.clone(),
+    });
+    Ok(response)
+}
+
+fn error_response(
+    error: &RequestError,
+    record: &AccessRecord,
+    conn: &Connection,
+) -> Response<ResponseBody> {
+    let status = error.status();
+    let route = record.route.as_deref().unwrap_or("-");
+    let upstream = record.upstream.as_deref().unwrap_or("-");
+    let peer = record.peer.as_deref().unwrap_or("-");
+    match error.side() {
+        Side::Downstream => {
+            tracing::debug!(client = %conn.client, route, status = status.as_u16(), "{error}")
+        }
+        Side::Upstream => {
+            tracing::warn!(client = %conn.client, route, upstream, peer, status = status.as_u16(), "{error}")
+        }
+        Side::Internal => {
+            tracing::error!(client = %conn.client, route, peer, status = status.as_u16(), "{error}")
+        }
+    }
+    plain_response(
+        status,
+        format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}
+
+fn plain_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The request's host without port, as the client named it (Host header, else the
+/// HTTP/2 `:authority`).
+fn request_host(request: &Request<Incoming>) -> Option<&str> {
+    let raw = match request.headers().get(HOST) {
+        Some(value) => value.to_str().ok()?,
+        None => request.uri().authority()?.as_str(),
+    };
+    let host = match raw.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets' content.
+        Some(rest) => rest.split(']').next()?,
+        None => raw.rsplit_once(':').map_or(raw, |(host, _port)| host),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+async fn dispatch(
+    conn: &Arc<Connection>,
+    request: Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Result<Response<ResponseBody>, RequestError> {
+    if request
+        .uri()
+        .path_and_query()
+        .is_some_and(|target| !target.as_str().starts_with('/'))
+        && request.method() != http::Method::OPTIONS
+    {
+        return Err(RequestError::BadTarget);
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let listener = &conn.listener;
+    let host = request_host(&request).map(str::to_ascii_lowercase);
+    let route_index = *listener
+        .routes
+        .lookup(host.as_deref(), target)
+        .ok_or(RequestError::NoRoute)?
+        .value();
+    let route = &listener.route_list[route_index];
+    record.route = Some(route.name.clone());
+    match &route.action {
+        RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
+        RouteAction::Redirect { status, target } => {
+            let (parts, _body) = request.into_parts();
+            let facts = RequestFacts {
+                parts: &parts,
+                client: conn.client,
+                local: conn.local,
+                tls: conn.tls,
+                server_name: conn.server_name.as_deref(),
+                host: host.as_deref(),
+            };
+            let location = HeaderValue::try_from(target.render(&facts))
+                .map_err(|_| RequestError::BadRedirectTarget)?;
+            let mut response = plain_response(*status, format!("{}\n", status.as_u16()));
+            response.headers_mut().insert(LOCATION, location);
+            Ok(response)
+        }
+        RouteAction::Proxy { upstream, rewrite } => {
+            proxy(conn, route, upstream, rewrite.as_ref(), request, record).await
+        }
+    }
+}
+
+async fn proxy(
+    conn: &Arc<Connection>,
+    route: &RouteRuntime,
+    upstream: &Arc<UpstreamRuntime>,
+    rewrite: Option<&(String, String)>,
+    mut request: Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Result<Response<ResponseBody>, RequestError> {
+    let websocket = if is_upgrade_request(request.headers()) {
+        if !route.websocket {
+            return Err(RequestError::UpgradeNotAllowed);
+        }
+        let key = validate_upgrade_request(request.method(), request.headers())
+            .map_err(RequestError::BadUpgrade)?;
+        Some((key, hyper::upgrade::on(&mut request)))
+    } else {
+        None
+    };
+
+    let declared_length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > route.max_body_bytes) {
+        return Err(RequestError::BodyTooLarge {
+            limit: route.max_body_bytes,
+        });
+    }
+
+    let peer = upstream.pool.next_peer();
+    record.upstream = Some(upstream.name.clone());
+    record.peer = Some(peer.authority().to_owned());
+    let (mut parts, body) = request.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let path = match rewrite {
+        Some((from, to)) => gangway_route::replace_prefix(target, from, to),
+        None => target.to_owned(),
+    };
+    let uri = Uri::builder()
+        .scheme(upstream.client.scheme())
+        .authority(peer.authority())
+        .path_and_query(path)
+        .build()
+        .map_err(RequestError::UpstreamRequest)?;
+
+    // An HTTP/2 client names the host in `:authority`; the upstream speaks HTTP/1.1.
+    if !parts.headers.contains_key(HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(HOST, value);
+            }
+        }
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    let proto = if conn.tls {
+        ForwardedProto::Https
+    } else {
+        ForwardedProto::Http
+    };
+    set_forwarding(&mut parts.headers, conn.client.ip(), proto);
+    if websocket.is_some() {
+        parts
+            .headers
+            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+
+    let facts = Arc::new(RequestBodyFacts::default());
+    record.request_body = Some(facts.clone());
+    let body = RequestBody::new(
+        body,
+        route.max_body_bytes,
+        route.body_idle_timeout,
+        facts.clone(),
+    );
+    let mut outbound = Request::from_parts(parts, body);
+    *outbound.uri_mut() = uri;
+    *outbound.version_mut() = Version::HTTP_11;
+
+    let timeout = upstream.response_header_timeout;
+    let mut response = match tokio::time::timeout(timeout, upstream.client.send(outbound)).await {
+        Err(_elapsed) => {
+            return Err(RequestError::UpstreamTimeout {
+                seconds: timeout.as_secs(),
+            });
+        }
+        Ok(Err(error)) => {
+            // A body cut by our own limits is the client's fault, not the upstream's.
+            if facts.too_large.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(RequestError::BodyTooLarge {
+                    limit: route.max_body_bytes,
+                });
+            }
+            if facts.idle.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(RequestError::ClientBodyTimeout {
+                    seconds: route.body_idle_timeout.as_secs(),
+                });
+            }
+            return Err(RequestError::UpstreamConnect(error));
+        }
+        Ok(Ok(response)) => response,
+    };
+
+    if let Some((key, client_upgrade)) = websocket {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if !accepts_key(response.headers(), &key) {
+                return Err(RequestError::UpstreamBadUpgrade);
+            }
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let idle = route.websocket_idle_timeout;
+            let (client, peer, route_name) = (
+                conn.client,
+                record.peer.clone().unwrap_or_default(),
+                route.name.clone(),
+            );
+            let guard = conn.tunnels.enter();
+            tokio::spawn(async move {
+                let _guard = guard;
+                let (client_io, upstream_io) = match tokio::try_join!(
+                    client_upgrade,
+                    upstream_upgrade
+                ) {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::warn!(%client, peer, route = %route_name, "WebSocket upgrade did not complete: {error}");
+                        return;
+                    }
+                };
+                let report = splice(TokioIo::new(client_io), TokioIo::new(upstream_io), idle).await;
+                tracing::info!(
+                    target: "gangway::access",
+                    %client, peer, route = %route_name,
+                    client_to_upstream = report.client_to_upstream,
+                    upstream_to_client = report.upstream_to_client,
+                    end = ?report.end,
+                    "WebSocket tunnel closed"
+                );
+            });
+            let (parts, _body) = response.into_parts();
+            return Ok(Response::from_parts(parts, ResponseBody::empty()));
+        }
+    }
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::streaming(body, route.body_idle_timeout),
+    ))
+}
