@@ -38,6 +38,8 @@ mod runtime;
 mod server;
 mod service;
 mod signal;
+#[cfg(test)]
+mod tests;
 mod vars;
 
 pub use error::{Error, Side};

@@ -1,0 +1,177 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::conn_io::{ConnState, GuardedIo};
+use crate::error::{RequestError, Side};
+
+async fn connect_error() -> hyper_util::client::legacy::Error {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    client
+        .get(format!("http://{address}/").parse().unwrap())
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn every_request_error_has_its_side_and_status() {
+    let cases = [
+        (
+            RequestError::NoRoute,
+            Side::Downstream,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            RequestError::BodyTooLarge { limit: 1 },
+            Side::Downstream,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            RequestError::ClientBodyTimeout { seconds: 1 },
+            Side::Downstream,
+            StatusCode::REQUEST_TIMEOUT,
+        ),
+        (
+            RequestError::BadTarget,
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            RequestError::BadUpgrade(gangway_tunnel::Error::Version),
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            RequestError::UpgradeNotAllowed,
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            RequestError::UpstreamConnect(connect_error().await),
+            Side::Upstream,
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            RequestError::UpstreamTimeout { seconds: 1 },
+            Side::Upstream,
+            StatusCode::GATEWAY_TIMEOUT,
+        ),
+        (
+            RequestError::UpstreamBadUpgrade,
+            Side::Upstream,
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            RequestError::UpstreamRequest(
+                http::Uri::builder()
+                    .scheme("bad scheme")
+                    .build()
+                    .unwrap_err(),
+            ),
+            Side::Internal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (
+            RequestError::BadRedirectTarget,
+            Side::Internal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    ];
+    for (error, side, status) in cases {
+        assert_eq!((error.side(), error.status()), (side, status), "{error}");
+    }
+}
+
+fn guarded(
+    http2: bool,
+) -> (
+    GuardedIo<tokio::io::DuplexStream>,
+    tokio::io::DuplexStream,
+    Arc<ConnState>,
+) {
+    let (server, client) = tokio::io::duplex(4096);
+    let state = Arc::new(ConnState::default());
+    let io = GuardedIo::new(
+        server,
+        state.clone(),
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+        http2,
+    );
+    (io, client, state)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_request_head_gets_408_after_the_header_timeout() {
+    let (mut io, mut client, _state) = guarded(false);
+    client.write_all(b"GET / HTTP/1.1\r\nho").await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = io.read(&mut buffer).await.unwrap();
+    assert_eq!(&buffer[..read], b"GET / HTTP/1.1\r\nho");
+    let started = tokio::time::Instant::now();
+    // The next read waits for more head bytes until the deadline, then ends the stream.
+    assert_eq!(io.read(&mut buffer).await.unwrap(), 0);
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{answer}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_deadline_while_a_request_is_served_and_idle_connections_close_silently() {
+    let (mut io, mut client, state) = guarded(false);
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buffer = [0u8; 64];
+    io.read(&mut buffer).await.unwrap();
+    state.request_started();
+    // Serving for longer than the header timeout triggers nothing.
+    let read = tokio::time::timeout(Duration::from_secs(30), io.read(&mut buffer)).await;
+    assert!(read.is_err(), "no deadline while serving");
+    state.request_finished();
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        io.read(&mut buffer).await.unwrap(),
+        0,
+        "closed after the keep-alive timeout"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+    io.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.is_empty(), "an idle close writes nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn http2_connections_are_not_guarded() {
+    let (mut io, mut client, _state) = guarded(false);
+    client
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 64];
+    io.read(&mut buffer).await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buffer)).await;
+    assert!(
+        read.is_err(),
+        "the prior-knowledge preface turns the guard off"
+    );
+
+    let (mut io, _client, _state) = guarded(true);
+    let read = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buffer)).await;
+    assert!(read.is_err(), "ALPN h2 turns the guard off");
+}
