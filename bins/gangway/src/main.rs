@@ -6,11 +6,12 @@
 
 mod demo;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use gangway_config::Config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,25 +27,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the configuration until SIGTERM or SIGINT, then drain and exit.
-    Run {
-        /// The configuration file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
-    },
+    Run(ConfigFile),
     /// Validate the configuration: print `ok`, or every error with file, line and column.
-    Check {
-        /// The configuration file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
-    },
+    Check(ConfigFile),
     /// Print the configuration normalised, with every default filled in.
-    PrintConfig {
-        /// The configuration file (TOML).
-        #[arg(short, long)]
-        config: PathBuf,
-    },
+    PrintConfig(ConfigFile),
     /// Start a TLS proxy in front of a built-in echo origin, with a generated certificate.
     Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigFile {
+    /// The configuration file (TOML).
+    #[arg(short, long)]
+    config: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -58,50 +54,39 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Check { config } => match gangway_config::load(&config) {
-            Ok(_) => {
-                println!("ok");
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::PrintConfig { config } => match gangway_config::load(&config) {
-            Ok(config) => {
-                print!("{}", gangway_config::to_toml(&config));
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run { config } => match gangway_config::load(&config) {
-            Ok(config) => block_on(serve(config, None)),
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check(file) => with_config(&file.config, |_| {
+            println!("ok");
+            ExitCode::SUCCESS
+        }),
+        Command::PrintConfig(file) => with_config(&file.config, |config| {
+            print!("{}", gangway_config::to_toml(&config));
+            ExitCode::SUCCESS
+        }),
+        Command::Run(file) => with_config(&file.config, |config| block_on(serve(config, None))),
         Command::Demo(args) => block_on(async move {
             let origin = match gangway_echo::EchoOrigin::bind(([127, 0, 0, 1], 0).into()).await {
                 Ok(origin) => origin,
-                Err(error) => {
-                    eprintln!("demo: cannot start the echo origin: {error}");
-                    return ExitCode::FAILURE;
-                }
+                Err(error) => return fail(&format!("demo: cannot start the echo origin: {error}")),
             };
             match demo::config(&args, origin.local_addr()) {
-                Ok(config) => serve(config, Some((origin, args))).await,
-                Err(error) => {
-                    eprintln!("demo: {error}");
-                    ExitCode::FAILURE
-                }
+                Ok(config) => serve(config, Some(origin)).await,
+                Err(error) => fail(&format!("demo: {error}")),
             }
         }),
     }
+}
+
+/// Loads the file and hands it on, or prints every error and fails.
+fn with_config(path: &Path, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match gangway_config::load(path) {
+        Ok(config) => then(config),
+        Err(errors) => fail(&errors.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::FAILURE
 }
 
 /// Runs `work` on a multi-threaded runtime.
@@ -111,27 +96,18 @@ fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime.block_on(work),
-        Err(error) => {
-            eprintln!("cannot start the runtime: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&format!("cannot start the runtime: {error}")),
     }
 }
 
-/// Serves until a shutdown signal.
-async fn serve(
-    config: gangway_config::Config,
-    demo: Option<(gangway_echo::EchoOrigin, demo::DemoArgs)>,
-) -> ExitCode {
+/// Serves until a shutdown signal; the demo's echo origin runs alongside.
+async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCode {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
         Ok(server) => server,
-        Err(error) => {
-            eprintln!("{}", error_chain(&error));
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return fail(&error_chain(&error)),
     };
-    let _echo = demo.map(|(origin, _args)| {
+    let _echo = demo.map(|origin| {
         demo::print_instructions(server.local_addrs());
         origin.spawn()
     });
