@@ -1,5 +1,8 @@
 //! The `gangway` binary itself: `demo`, `check`, and shutdown on SIGTERM.
 
+// In a test, a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

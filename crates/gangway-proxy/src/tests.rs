@@ -136,8 +136,8 @@ async fn a_stalled_request_head_gets_408_after_the_header_timeout() {
 async fn no_deadline_while_a_request_is_served_and_idle_connections_close_silently() {
     let (mut io, mut client, state) = guarded(false);
     client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-    let mut buffer = [0u8; 64];
-    io.read(&mut buffer).await.unwrap();
+    let mut buffer = [0u8; 18];
+    io.read_exact(&mut buffer).await.unwrap();
     state.request_started();
     // Serving for longer than the header timeout triggers nothing.
     let read = tokio::time::timeout(Duration::from_secs(30), io.read(&mut buffer)).await;
@@ -163,8 +163,8 @@ async fn http2_connections_are_not_guarded() {
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         .await
         .unwrap();
-    let mut buffer = [0u8; 64];
-    io.read(&mut buffer).await.unwrap();
+    let mut buffer = [0u8; 24];
+    io.read_exact(&mut buffer).await.unwrap();
     let read = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buffer)).await;
     assert!(
         read.is_err(),

@@ -1,0 +1,77 @@
+//! Starting the engine from TOML text for one test.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gangway_e2e::certs::TempDir;
+use tokio::sync::oneshot;
+
+/// A running engine; dropping it stops it.
+pub(crate) struct Proxy {
+    pub(crate) addrs: Vec<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) dir: TempDir,
+}
+
+impl Proxy {
+    /// Writes `toml` to a temporary directory (so relative file names resolve there),
+    /// validates it and starts the engine on it.
+    pub(crate) async fn start(toml: &str) -> Proxy {
+        Self::start_in(TempDir::new("proxy"), toml).await
+    }
+
+    /// As [`Proxy::start`], with files (certificates) already placed in `dir`.
+    pub(crate) async fn start_in(dir: TempDir, toml: &str) -> Proxy {
+        let path = dir.path().join("gangway.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let config = gangway_config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = gangway_proxy::Server::bind(&config, provider)
+            .await
+            .expect("bind");
+        let addrs = server.local_addrs().to_vec();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Proxy {
+            addrs,
+            stop: Some(stop),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Signals shutdown and waits until the engine has drained.
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("engine task");
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A plain request with an empty body.
+pub(crate) fn get(uri: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::get(uri)
+        .header("host", "app.test")
+        .body(Default::default())
+        .expect("request")
+}

@@ -1,0 +1,163 @@
+//! Limits and failures: each answered with the status a client expects, in time.
+
+// In a test, a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Proxy, get};
+use gangway_e2e::clients::{http1_request, raw_exchange};
+use gangway_e2e::origins::{RecordingOrigin, StallingOrigin, refused_addr};
+use http_body_util::{Full, StreamBody};
+use tokio::net::TcpStream;
+
+fn config(origin: std::net::SocketAddr, extra_listener: &str, extra_route: &str) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "app"
+peers = ["http://{origin}"]
+connect_timeout = "2s"
+response_header_timeout = "1s"
+
+[[listener]]
+address = "127.0.0.1:0"
+{extra_listener}
+
+[[listener.route]]
+path = "/"
+proxy = "app"
+max_body = 1024
+{extra_route}
+"#
+    )
+}
+
+#[tokio::test]
+async fn body_over_the_limit_with_content_length_gets_413_and_never_reaches_the_upstream() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let request = http::Request::post("/upload")
+        .header("host", "app.test")
+        .body(Full::new(Bytes::from(vec![b'x'; 1025])))
+        .unwrap();
+    let response = http1_request(stream, request).await;
+    assert_eq!(response.status(), 413);
+    assert!(origin.requests().is_empty());
+
+    // Exactly at the limit is fine.
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let request = http::Request::post("/upload")
+        .header("host", "app.test")
+        .body(Full::new(Bytes::from(vec![b'x'; 1024])))
+        .unwrap();
+    assert_eq!(http1_request(stream, request).await.status(), 200);
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_gets_413_while_streaming() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let chunks = (0..4).map(|_| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 400])))
+    });
+    let body = StreamBody::new(futures_util::stream::iter(chunks));
+    let request = http::Request::post("/upload")
+        .header("host", "app.test")
+        .body(body)
+        .unwrap();
+    let response = gangway_e2e::clients::http1_request_streaming(stream, request).await;
+    assert_eq!(response.status(), 413);
+    assert!(
+        origin.requests().iter().all(|seen| seen.body.len() <= 1024),
+        "the upstream never receives more than the limit"
+    );
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "max_header_size = \"8KiB\"", "")).await;
+    let request = format!(
+        "GET / HTTP/1.1\r\nhost: app.test\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let answer = raw_exchange(proxy.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert!(origin.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_stalling_in_its_headers_gets_408_and_is_closed() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "header_read_timeout = \"1s\"", "")).await;
+    let started = Instant::now();
+    let answer = raw_exchange(
+        proxy.addr(),
+        b"GET / HTTP/1.1\r\nhost: app.te",
+        Duration::from_secs(10),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "408 came early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "the connection was not closed in time: {elapsed:?}"
+    );
+    assert!(origin.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_upstream_gets_502() {
+    let proxy = Proxy::start(&config(refused_addr(), "", "")).await;
+    let started = Instant::now();
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let response = http1_request(stream, get("/")).await;
+    assert_eq!(response.status(), 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "502 within the connect timeout"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_gets_504_within_its_timeout() {
+    let origin = StallingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
+    let started = Instant::now();
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let response = http1_request(stream, get("/")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "504 came early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "504 came late: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_on_a_route_that_is_not_a_websocket_route_is_refused() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
+    let request =
+        b"GET /ws HTTP/1.1\r\nhost: app.test\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
+    let answer = raw_exchange(proxy.addr(), request, Duration::from_secs(3)).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400 "));
+    assert!(origin.requests().is_empty());
+}
