@@ -161,3 +161,35 @@ sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400 "));
     assert!(origin.requests().is_empty());
 }
+
+#[tokio::test]
+async fn an_upload_slower_than_the_response_timeout_is_not_cut_the_timer_starts_after_the_body() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(1);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (frame, receiver))
+    });
+    let request = http::Request::post("/slow-upload")
+        .header("host", "app.test")
+        .body(StreamBody::new(stream))
+        .unwrap();
+    let connection = TcpStream::connect(proxy.addr()).await.unwrap();
+    let response = tokio::spawn(gangway_e2e::clients::http1_request_streaming(
+        connection, request,
+    ));
+    // Three chunks 700 ms apart: the upload takes longer than the 1 s response timeout.
+    for _ in 0..3 {
+        sender
+            .send(Ok(hyper::body::Frame::data(Bytes::from_static(b"chunk"))))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    drop(sender);
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(origin.requests()[0].body.as_ref(), b"chunkchunkchunk");
+}

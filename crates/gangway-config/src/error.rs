@@ -234,6 +234,17 @@ pub enum Error {
         #[source]
         source: gangway_headers::Error,
     },
+    /// A route's path, host, method list or rewrite template that `gangway-route` refuses.
+    #[error("{at}: {key}: {source}")]
+    Route {
+        /// The value, at the failing character when it can be located.
+        at: Location,
+        /// Path of the key, e.g. `listener[1].route[2].path`.
+        key: String,
+        /// What the route parser rejected, with the column and what it expected.
+        #[source]
+        source: gangway_route::Error,
+    },
 }
 
 impl Error {
@@ -256,7 +267,8 @@ impl Error {
             | Self::NoRoutes { at, .. }
             | Self::MixedSchemes { at, .. }
             | Self::HttpsOnly { at, .. }
-            | Self::Template { at, .. } => &at.file,
+            | Self::Template { at, .. }
+            | Self::Route { at, .. } => &at.file,
         }
     }
 
@@ -279,7 +291,8 @@ impl Error {
             | Self::NoRoutes { at, .. }
             | Self::MixedSchemes { at, .. }
             | Self::HttpsOnly { at, .. }
-            | Self::Template { at, .. } => Some(at),
+            | Self::Template { at, .. }
+            | Self::Route { at, .. } => Some(at),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gangway_headers::Template;
+use gangway_route::{HostMatch, MatchMode, PathMatch};
 
 /// The whole configuration of one gangway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,11 @@ pub struct Listener {
     pub max_header_bytes: usize,
     /// How long an idle keep-alive client connection stays open between requests.
     pub keepalive_timeout: Duration,
-    /// Routes in declaration order; the longest matching prefix wins.
+    /// How routes are chosen: nginx `location` precedence or the first match in order.
+    pub match_mode: MatchMode,
+    /// Whether runs of `/` are merged before matching (nginx `merge_slashes`).
+    pub merge_slashes: bool,
+    /// Routes in declaration order.
     pub routes: Vec<Route>,
 }
 
@@ -70,10 +75,12 @@ pub enum ListenerTls {
 /// One route: which requests it takes and what it does with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Host the route answers for (exact, case-insensitive); `None` answers every host.
-    pub host: Option<String>,
-    /// Path prefix the route answers for, starting with `/`.
-    pub path: String,
+    /// Host the route answers for: any, exact, `*.` wildcard or regex.
+    pub host: HostMatch,
+    /// Path the route answers for: exact, prefix, `^~` prefix or regex.
+    pub path: PathMatch,
+    /// Methods the route answers for; empty for every method.
+    pub methods: Vec<String>,
     /// What the route does.
     pub action: Action,
     /// Largest request body accepted; larger gets 413.
@@ -93,9 +100,9 @@ pub enum Action {
     Proxy {
         /// Index into [`Config::upstreams`].
         upstream: usize,
-        /// Replaces the matched path prefix before forwarding; `None` passes the client's
-        /// path and query unchanged.
-        rewrite_prefix: Option<String>,
+        /// How the upstream path is made; `None` passes the client's path and query
+        /// unchanged.
+        rewrite: Option<Rewrite>,
     },
     /// Answer with a redirect whose target is rendered from variables.
     Redirect {
@@ -113,6 +120,17 @@ pub enum Action {
     },
 }
 
+/// How a proxy route rewrites the path it sends upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// The route's literal path prefix is replaced by this one; the rest of the path and the
+    /// query are kept.
+    Prefix(String),
+    /// The path and query are rendered from the route's captures (`$1`, `${name}`,
+    /// `{R:1}`), with the client's query appended when the template has none.
+    Template(gangway_route::Template),
+}
+
 /// A named pool of upstream servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
@@ -126,7 +144,8 @@ pub struct Upstream {
     pub tls: UpstreamTls,
     /// Giving up on a TCP (and TLS) connect after this long answers 502.
     pub connect_timeout: Duration,
-    /// Waiting longer than this for the response head answers 504.
+    /// Waiting longer than this for the response head, counted from the end of the request
+    /// body, answers 504.
     pub response_header_timeout: Duration,
     /// Idle keep-alive connections kept per peer.
     pub keepalive: usize,

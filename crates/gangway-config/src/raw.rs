@@ -50,6 +50,8 @@ pub(crate) struct RawListener {
     pub(crate) header_read_timeout: Option<Spanned<RawDuration>>,
     pub(crate) max_header_size: Option<Spanned<RawSize>>,
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) match_mode: Option<Spanned<String>>,
+    pub(crate) merge_slashes: Option<Spanned<bool>>,
     #[serde(default)]
     pub(crate) route: Vec<Spanned<RawRoute>>,
 }
@@ -59,10 +61,12 @@ pub(crate) struct RawListener {
 pub(crate) struct RawRoute {
     pub(crate) path: Option<Spanned<String>>,
     pub(crate) host: Option<Spanned<String>>,
+    pub(crate) methods: Option<Spanned<Vec<String>>>,
     pub(crate) proxy: Option<Spanned<String>>,
     pub(crate) redirect: Option<Spanned<RawRedirect>>,
     pub(crate) respond: Option<Spanned<RawRespond>>,
     pub(crate) rewrite_prefix: Option<Spanned<String>>,
+    pub(crate) rewrite: Option<Spanned<String>>,
     pub(crate) max_body: Option<Spanned<RawSize>>,
     pub(crate) body_idle_timeout: Option<Spanned<RawDuration>>,
     pub(crate) websocket: Option<Spanned<bool>>,

@@ -4,13 +4,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gangway_headers::Template;
+use gangway_route::{HostMatch, MatchMode, PathMatch};
 
 use crate::values::{
-    duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, route_host, size_to_toml,
+    duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, size_to_toml,
 };
 use crate::{
-    Action, Config, Error, Errors, Listener, ListenerTls, Peer, Route, Scheme, Server, Upstream,
-    UpstreamTls, defaults, load, parse, to_toml,
+    Action, Config, Error, Errors, Listener, ListenerTls, Peer, Rewrite, Route, Scheme, Server,
+    Upstream, UpstreamTls, defaults, load, parse, to_toml,
 };
 
 /// A directory under the system temporary directory, removed on drop.
@@ -110,7 +111,7 @@ address = "[::]:8080"
 
 [[listener.route]]
 path = "/"
-host = "::1"
+host = "[::1]"
 proxy = "secure"
 "#;
 
@@ -126,8 +127,9 @@ fn full_file() -> (TempDir, PathBuf) {
 
 fn route(path: &str, action: Action) -> Route {
     Route {
-        host: None,
-        path: path.to_owned(),
+        host: HostMatch::Any,
+        path: PathMatch::parse(path).unwrap(),
+        methods: Vec::new(),
         action,
         max_body_bytes: defaults::MAX_BODY_BYTES,
         body_idle_timeout: defaults::BODY_IDLE_TIMEOUT,
@@ -155,9 +157,11 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 header_read_timeout: Duration::from_secs(5),
                 max_header_bytes: 32 * 1024,
                 keepalive_timeout: Duration::from_secs(5400),
+                match_mode: MatchMode::Nginx,
+                merge_slashes: false,
                 routes: vec![
                     Route {
-                        host: Some("example.com".to_owned()),
+                        host: HostMatch::exact("example.com").unwrap(),
                         max_body_bytes: 200 * 1024 * 1024,
                         body_idle_timeout: Duration::from_millis(500),
                         websocket: true,
@@ -166,7 +170,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                             "/",
                             Action::Proxy {
                                 upstream: 0,
-                                rewrite_prefix: Some("/app/".to_owned()),
+                                rewrite: Some(Rewrite::Prefix("/app/".to_owned())),
                             },
                         )
                     },
@@ -200,13 +204,15 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 header_read_timeout: defaults::HEADER_READ_TIMEOUT,
                 max_header_bytes: defaults::MAX_HEADER_BYTES,
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+                match_mode: MatchMode::Nginx,
+                merge_slashes: false,
                 routes: vec![Route {
-                    host: Some("[::1]".to_owned()),
+                    host: HostMatch::parse("[::1]").unwrap(),
                     ..route(
                         "/",
                         Action::Proxy {
                             upstream: 1,
-                            rewrite_prefix: None,
+                            rewrite: None,
                         },
                     )
                 }],
@@ -287,7 +293,7 @@ fn minimal_file_gets_every_default() {
             "/",
             Action::Proxy {
                 upstream: 0,
-                rewrite_prefix: None
+                rewrite: None
             }
         )]
     );
@@ -386,6 +392,8 @@ private_key = {private_key}
 header_read_timeout = "10s"
 max_header_size = "16KB"
 keepalive_timeout = "1m15s"
+match_mode = "nginx"
+merge_slashes = false
 
 [[listener.route]]
 path = "/"
@@ -436,6 +444,8 @@ fn to_toml_notes_a_certificate_held_in_memory() {
             header_read_timeout: Duration::from_millis(2500),
             max_header_bytes: 1000,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            match_mode: MatchMode::Nginx,
+            merge_slashes: false,
             routes: vec![route(
                 "/",
                 Action::Respond {
@@ -570,25 +580,6 @@ fn peer_urls_take_scheme_host_and_port_only() {
 }
 
 #[test]
-fn route_hosts_are_normalised() {
-    assert_eq!(route_host("Example.COM."), Ok("example.com".to_owned()));
-    assert_eq!(route_host("10.0.0.1"), Ok("10.0.0.1".to_owned()));
-    assert_eq!(route_host("[0::1]"), Ok("[::1]".to_owned()));
-    assert_eq!(
-        route_host("ex ample.com"),
-        Err("is not a DNS name or IP address".to_owned())
-    );
-    assert_eq!(
-        route_host("-a.com"),
-        Err("is not a DNS name or IP address".to_owned())
-    );
-    assert_eq!(
-        route_host("a..com"),
-        Err("is not a DNS name or IP address".to_owned())
-    );
-}
-
-#[test]
 fn quote_escapes_for_toml() {
     assert_eq!(quote("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
 }
@@ -613,7 +604,7 @@ fn unknown_key() {
         errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `header_read_timeout`, `max_header_size`, \
-         `keepalive_timeout`, `route`"
+         `keepalive_timeout`, `match_mode`, `merge_slashes`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),
@@ -657,8 +648,8 @@ fn missing_required_key() {
         errors(
             "[[listener]]\naddress = \"0.0.0.0:80\"\n[[listener.route]]\nrespond = { status = 200 }\n"
         ),
-        "/x/gangway.toml:3:1: listener[1].route[1].path is missing; expected a path prefix \
-         starting with \"/\", such as \"/\" or \"/api/\""
+        "/x/gangway.toml:3:1: listener[1].route[1].path is missing; expected a path \
+         expression such as \"/\", \"= /exact\", \"^~ /static/\" or \"~ ^/ws$\""
     );
 }
 
@@ -979,14 +970,13 @@ fn bad_route_path_host_and_status() {
              [[listener.route]]\npath = \"api\"\nhost = \"a.com:80\"\nrespond = { status = 600 }\n\
              [[listener.route]]\npath = \"/\"\nhost = \"*.a.com\"\nproxy = \"x\"\nrewrite_prefix = \"x\"\n"
         ),
-        "/x/gangway.toml:4:8: listener[1].route[1].path = \"api\": does not start with \"/\"; \
-         expected a path starting with \"/\", such as \"/\" or \"/api/\"\n\
-         /x/gangway.toml:5:8: listener[1].route[1].host = \"a.com:80\": has a port; expected a DNS \
-         name or IP address without a port, such as \"example.com\"\n\
+        "/x/gangway.toml:4:9: listener[1].route[1].path: path expression `api`, column 1: \
+         expected a path expression: `= /path`, `^~ /prefix`, `~ regex`, `~* regex` or \
+         `/prefix`, found `api`\n\
+         /x/gangway.toml:5:14: listener[1].route[1].host: host match `a.com:80`, column 6: \
+         expected a letter, digit, `-`, `_` or `.` in a host name, found `:`\n\
          /x/gangway.toml:6:22: listener[1].route[1].respond.status = 600: is out of range; \
          expected an HTTP status from 200 to 599\n\
-         /x/gangway.toml:9:8: listener[1].route[2].host = \"*.a.com\": is not a DNS name or IP \
-         address; expected a DNS name or IP address without a port, such as \"example.com\"\n\
          /x/gangway.toml:10:9: listener[1].route[2].proxy: no upstream is named \"x\"; expected \
          the name of an [[upstream]], and none is defined\n\
          /x/gangway.toml:11:18: listener[1].route[2].rewrite_prefix = \"x\": does not start with \
@@ -1136,4 +1126,70 @@ fn the_documented_example_is_valid() {
         parse(&to_toml(&config), Path::new("/x/gangway.toml")).unwrap(),
         config
     );
+}
+
+#[test]
+fn route_expressions_rewrites_and_match_mode_are_checked_where_written() {
+    let text = errors(
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://127.0.0.1:9\"]\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\nmatch_mode = \"apache\"\n\
+         [[listener.route]]\npath = \"~ ^/(a\"\nproxy = \"app\"\n\
+         [[listener.route]]\npath = \"~ ^/websocket/([^/]+)/(.*)$\"\nproxy = \"app\"\nrewrite = \"/ws/$3\"\n\
+         [[listener.route]]\npath = \"~ ^/x\"\nproxy = \"app\"\nrewrite_prefix = \"/y\"\n\
+         [[listener.route]]\npath = \"/m\"\nmethods = [\"GET\", \"BAD METHOD\"]\nproxy = \"app\"\n",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "/x/gangway.toml:6:14: listener[1].match_mode = \"apache\": is not a match mode"
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("/x/gangway.toml:8:11: listener[1].route[1].path: path expression `~ ^/(a`, column 3: invalid regular expression"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("/x/gangway.toml:13:16: listener[1].route[2].rewrite: template `/ws/$3`, column 5: route `~ ^/websocket/([^/]+)/(.*)$` has no capture $3"),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("/x/gangway.toml:17:18: listener[1].route[3].rewrite_prefix = \"/y\": is given on a regular-expression route"),
+        "{text}"
+    );
+    assert!(lines[4].starts_with("/x/gangway.toml:20:11: listener[1].route[4].methods: route expression `GET,BAD METHOD`, column 8"), "{text}");
+}
+
+#[test]
+fn route_expressions_load_into_typed_matches() {
+    let dir = TempDir::new();
+    let path = dir.write(
+        "gangway.toml",
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://127.0.0.1:9\"]\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\nmatch_mode = \"first_match\"\nmerge_slashes = true\n\
+         [[listener.route]]\nhost = \"*.mm-remote.example.com\"\npath = \"~ ^/websocket/([^/]+)$\"\n\
+         methods = [\"GET\"]\nproxy = \"app\"\nrewrite = \"/websocket?node=$1\"\n",
+    );
+    let config = load(&path).unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(listener.match_mode, MatchMode::FirstMatch);
+    assert!(listener.merge_slashes);
+    let route = &listener.routes[0];
+    assert_eq!(
+        route.host,
+        HostMatch::parse("*.mm-remote.example.com").unwrap()
+    );
+    assert_eq!(
+        route.path,
+        PathMatch::parse("~ ^/websocket/([^/]+)$").unwrap()
+    );
+    assert_eq!(route.methods, ["GET"]);
+    assert!(matches!(
+        &route.action,
+        Action::Proxy { rewrite: Some(Rewrite::Template(template)), .. }
+            if template.to_string() == "/websocket?node=$1"
+    ));
+    let again = parse(&to_toml(&config), &path).unwrap();
+    assert_eq!(again, config, "the new keys round-trip");
 }

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gangway_headers::Template;
+use gangway_route::{HostMatch, MatchMode, PathMatch, RouteExpr};
 use serde_spanned::Spanned;
 
 use crate::error::{Error, Errors, Location};
 use crate::model::{
-    Action, Config, Listener, ListenerTls, Peer, Route, Scheme, Server, Upstream, UpstreamTls,
-    defaults,
+    Action, Config, Listener, ListenerTls, Peer, Rewrite, Route, Scheme, Server, Upstream,
+    UpstreamTls, defaults,
 };
 use crate::raw::{
     IntOrString, RawConfig, RawDuration, RawListener, RawPeer, RawRedirect, RawRespond, RawRoute,
@@ -122,21 +123,28 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-/// What makes routes of one listener distinct: the normalised host (`None` for any) and the
-/// path prefix.
+/// What makes routes of one listener distinct: the host match (`None` for any host) and the
+/// path match with its method filter, both in canonical form.
 type RouteIdentity = (Option<String>, String);
 
-/// The identity of a route, with the span of its path, when host and path are valid.
+/// The identity of a route, with the span of its path, when host, methods and path parse.
 fn route_identity(route: &RawRoute) -> Option<(RouteIdentity, Range<usize>)> {
-    let path = route
-        .path
-        .as_ref()
-        .filter(|path| path.get_ref().starts_with('/'))?;
+    let path = route.path.as_ref()?;
+    let parsed = PathMatch::parse(path.get_ref()).ok()?;
     let host = match &route.host {
-        None => None,
-        Some(host) => Some(values::route_host(host.get_ref()).ok()?),
+        None => HostMatch::Any,
+        Some(host) => HostMatch::parse(host.get_ref()).ok()?,
     };
-    Some(((host, path.get_ref().clone()), path.span()))
+    let methods = route
+        .methods
+        .as_ref()
+        .map(|methods| methods.get_ref().join(","));
+    let host = (host != HostMatch::Any).then(|| host.to_string());
+    let path_text = match methods {
+        Some(methods) if !methods.is_empty() => format!("method {methods} {parsed}"),
+        _ => parsed.to_string(),
+    };
+    Some(((host, path_text), path.span()))
 }
 
 struct Checker<'a> {
@@ -547,6 +555,27 @@ impl Checker<'_> {
             raw.keepalive_timeout.as_ref(),
             defaults::KEEPALIVE_TIMEOUT,
         );
+        let match_mode = match raw.match_mode.as_ref() {
+            None => Some(MatchMode::Nginx),
+            Some(mode) => match mode.get_ref().as_str() {
+                "nginx" => Some(MatchMode::Nginx),
+                "first_match" => Some(MatchMode::FirstMatch),
+                other => {
+                    self.invalid(
+                        &mode.span(),
+                        &format!("{key}.match_mode"),
+                        quote(other),
+                        "is not a match mode".to_owned(),
+                        "\"nginx\" (location precedence) or \"first_match\" (rule order)",
+                    );
+                    None
+                }
+            },
+        };
+        let merge_slashes = raw
+            .merge_slashes
+            .as_ref()
+            .is_some_and(|merge| *merge.get_ref());
 
         if raw.route.is_empty() {
             let at = self.at(&listener.span());
@@ -590,6 +619,8 @@ impl Checker<'_> {
             header_read_timeout,
             max_header_bytes,
             keepalive_timeout,
+            match_mode: match_mode?,
+            merge_slashes,
             routes: routes.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
@@ -604,27 +635,38 @@ impl Checker<'_> {
         let raw = route.get_ref();
         let path = match &raw.path {
             None => {
-                let expected = "a path prefix starting with \"/\", such as \"/\" or \"/api/\"";
+                let expected =
+                    "a path expression such as \"/\", \"= /exact\", \"^~ /static/\" or \"~ ^/ws$\"";
                 self.missing(&route.span(), format!("{key}.path"), expected);
                 None
             }
-            Some(path) => self.path_prefix(&format!("{key}.path"), path),
+            Some(path) => {
+                let parsed = PathMatch::parse(path.get_ref());
+                self.route_syntax(&format!("{key}.path"), path, parsed)
+            }
         };
         let host = match &raw.host {
-            None => Some(None),
-            Some(host) => match values::route_host(host.get_ref()) {
-                Ok(host) => Some(Some(host)),
-                Err(problem) => {
-                    self.invalid(
-                        &host.span(),
-                        &format!("{key}.host"),
-                        quote(host.get_ref()),
-                        problem,
-                        values::HOST_EXPECTED,
-                    );
-                    None
+            None => Some(HostMatch::Any),
+            Some(host) => {
+                let parsed = HostMatch::parse(host.get_ref());
+                self.route_syntax(&format!("{key}.host"), host, parsed)
+            }
+        };
+        let methods = match &raw.methods {
+            None => Some(Vec::new()),
+            Some(methods) => {
+                let checked = RouteExpr::new(HostMatch::Any, PathMatch::Prefix("/".to_owned()))
+                    .with_methods(methods.get_ref().iter());
+                match checked {
+                    Ok(_) => Some(methods.get_ref().clone()),
+                    Err(source) => {
+                        let at = self.at(&methods.span());
+                        let key = format!("{key}.methods");
+                        self.errors.push(Error::Route { at, key, source });
+                        None
+                    }
                 }
-            },
+            }
         };
 
         let mut found: Vec<(&'static str, Range<usize>)> = Vec::new();
@@ -681,10 +723,20 @@ impl Checker<'_> {
             defaults::WEBSOCKET_IDLE_TIMEOUT,
         );
 
+        let (host, path, methods) = (host?, path?, methods?);
+        let action = action?;
+        if let Action::Proxy {
+            rewrite: Some(rewrite),
+            ..
+        } = &action
+        {
+            self.check_rewrite(key, raw, &host, &path, &methods, rewrite);
+        }
         Some(Route {
-            host: host?,
-            path: path?,
-            action: action?,
+            host,
+            path,
+            methods,
+            action,
             max_body_bytes,
             body_idle_timeout,
             websocket,
@@ -701,11 +753,26 @@ impl Checker<'_> {
         known: &[String],
     ) -> Option<Action> {
         if let Some(proxy) = &raw.proxy {
-            let rewrite_prefix = match &raw.rewrite_prefix {
-                None => Some(None),
-                Some(prefix) => self
+            let rewrite = match (&raw.rewrite_prefix, &raw.rewrite) {
+                (None, None) => Some(None),
+                (Some(prefix), None) => self
                     .path_prefix(&format!("{key}.rewrite_prefix"), prefix)
-                    .map(Some),
+                    .map(|prefix| Some(Rewrite::Prefix(prefix))),
+                (None, Some(template)) => {
+                    let parsed = gangway_route::Template::parse(template.get_ref());
+                    self.route_syntax(&format!("{key}.rewrite"), template, parsed)
+                        .map(|template| Some(Rewrite::Template(template)))
+                }
+                (Some(_), Some(template)) => {
+                    self.invalid(
+                        &template.span(),
+                        &format!("{key}.rewrite"),
+                        quote(template.get_ref()),
+                        "is given together with rewrite_prefix".to_owned(),
+                        "either rewrite_prefix (prefix routes) or rewrite (a template), not both",
+                    );
+                    None
+                }
             };
             let upstream = match upstreams.get(proxy.get_ref()) {
                 Some(seen) => Some(seen.index),
@@ -722,7 +789,7 @@ impl Checker<'_> {
             };
             return Some(Action::Proxy {
                 upstream: upstream?,
-                rewrite_prefix: rewrite_prefix?,
+                rewrite: rewrite?,
             });
         }
 
@@ -731,14 +798,19 @@ impl Checker<'_> {
         } else {
             "respond"
         };
-        if let Some(prefix) = &raw.rewrite_prefix {
-            let at = self.at(&prefix.span());
-            let key = format!("{key}.rewrite_prefix");
-            self.errors.push(Error::ProxyOnly {
-                at,
-                key,
-                action: name,
-            });
+        for (field, value) in [
+            ("rewrite_prefix", &raw.rewrite_prefix),
+            ("rewrite", &raw.rewrite),
+        ] {
+            if let Some(value) = value {
+                let at = self.at(&value.span());
+                let key = format!("{key}.{field}");
+                self.errors.push(Error::ProxyOnly {
+                    at,
+                    key,
+                    action: name,
+                });
+            }
         }
         if let Some(websocket) = raw
             .websocket
@@ -839,13 +911,27 @@ impl Checker<'_> {
         target_start: usize,
         error: &gangway_headers::Error,
     ) -> Location {
-        let at = self.at(span);
-        let column = match error {
+        match error {
             gangway_headers::Error::UnknownVariable { column, .. }
             | gangway_headers::Error::MissingName { column }
-            | gangway_headers::Error::UnclosedBrace { column } => *column,
-            _ => return at,
-        };
+            | gangway_headers::Error::UnclosedBrace { column } => {
+                self.column_location(span, decoded, target_start, *column)
+            }
+            _ => self.at(span),
+        }
+    }
+
+    /// The location of 1-based character `column` of the text that starts at byte
+    /// `target_start` of the decoded string value at `span`: exact when the TOML string spells
+    /// the text before it literally (no escapes), otherwise the start of the value.
+    fn column_location(
+        &self,
+        span: &Range<usize>,
+        decoded: &str,
+        target_start: usize,
+        column: usize,
+    ) -> Location {
+        let at = self.at(span);
         let target = decoded.get(target_start..).unwrap_or_default();
         let failing = target_start
             + target
@@ -882,6 +968,83 @@ impl Checker<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// A route expression part (path, host, rewrite template) parsed by `gangway-route`; its
+    /// error is reported at the column it names.
+    fn route_syntax<T>(
+        &mut self,
+        key: &str,
+        value: &Spanned<String>,
+        parsed: Result<T, gangway_route::Error>,
+    ) -> Option<T> {
+        match parsed {
+            Ok(parsed) => Some(parsed),
+            Err(source) => {
+                let at = match &source {
+                    gangway_route::Error::Syntax { column, .. }
+                    | gangway_route::Error::Regex { column, .. }
+                    | gangway_route::Error::UnknownCapture { column, .. } => {
+                        self.column_location(&value.span(), value.get_ref(), 0, *column)
+                    }
+                    _ => self.at(&value.span()),
+                };
+                self.errors.push(Error::Route {
+                    at,
+                    key: key.to_owned(),
+                    source,
+                });
+                None
+            }
+        }
+    }
+
+    /// A rewrite must fit its route: a template may only name captures the route's regular
+    /// expressions produce; a prefix replacement needs a literal prefix to replace.
+    fn check_rewrite(
+        &mut self,
+        key: &str,
+        raw: &RawRoute,
+        host: &HostMatch,
+        path: &PathMatch,
+        methods: &[String],
+        rewrite: &Rewrite,
+    ) {
+        let expr = match RouteExpr::new(host.clone(), path.clone()).with_methods(methods.iter()) {
+            Ok(expr) => expr,
+            Err(_) => return,
+        };
+        match (rewrite, &raw.rewrite, &raw.rewrite_prefix) {
+            (Rewrite::Template(template), Some(value), _) => {
+                if let Err(source) = expr.check_template(template) {
+                    let column = match &source {
+                        gangway_route::Error::UnknownCapture { column, .. } => Some(*column),
+                        _ => None,
+                    };
+                    let at = match column {
+                        Some(column) => {
+                            self.column_location(&value.span(), value.get_ref(), 0, column)
+                        }
+                        None => self.at(&value.span()),
+                    };
+                    let key = format!("{key}.rewrite");
+                    self.errors.push(Error::Route { at, key, source });
+                }
+            }
+            (Rewrite::Prefix(_), _, Some(value))
+                if matches!(path, PathMatch::Regex(_) | PathMatch::RegexNoCase(_)) =>
+            {
+                self.invalid(
+                    &value.span(),
+                    &format!("{key}.rewrite_prefix"),
+                    quote(value.get_ref()),
+                    "is given on a regular-expression route, which has no literal prefix"
+                        .to_owned(),
+                    "rewrite = \"...$1...\" (a template with captures) on regex routes",
+                );
+            }
+            _ => {}
         }
     }
 

@@ -265,25 +265,6 @@ pub(crate) fn peer_url(scheme: Scheme, host: &str, port: u16) -> String {
     }
 }
 
-/// Normalises a route host: lower case, no trailing dot, IP addresses in canonical form with
-/// IPv6 in brackets (as in a `Host` header).
-pub(crate) fn route_host(text: &str) -> Result<String, String> {
-    if text.is_empty() {
-        return Err("is empty".to_owned());
-    }
-    let unbracketed = text
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-        .unwrap_or(text);
-    if let Ok(ip) = unbracketed.parse::<Ipv6Addr>() {
-        return Ok(format!("[{ip}]"));
-    }
-    if text.contains(':') {
-        return Err("has a port".to_owned());
-    }
-    host_name(text).ok_or_else(|| "is not a DNS name or IP address".to_owned())
-}
-
 /// Normalises an upstream TLS server name: lower case, no trailing dot, IP addresses in
 /// canonical form without brackets.
 pub(crate) fn server_name(text: &str) -> Result<String, String> {

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::model::{Action, Config, Listener, ListenerTls, Route, Upstream};
+use gangway_route::{HostMatch, MatchMode};
+
+use crate::model::{Action, Config, Listener, ListenerTls, Rewrite, Route, Upstream};
 use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
 
 /// Writes `config` as a normalised configuration file.
@@ -112,6 +114,12 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
         "keepalive_timeout",
         duration_to_toml(listener.keepalive_timeout),
     );
+    let mode = match listener.match_mode {
+        MatchMode::FirstMatch => "first_match",
+        _ => "nginx",
+    };
+    key(out, "match_mode", quote(mode));
+    key(out, "merge_slashes", listener.merge_slashes.to_string());
     for route in &listener.routes {
         write_route(out, route, upstreams);
     }
@@ -119,21 +127,26 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
 
 fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
     out.push_str("\n[[listener.route]]\n");
-    key(out, "path", quote(&route.path));
-    if let Some(host) = &route.host {
-        key(out, "host", quote(host));
+    key(out, "path", quote(&route.path.to_string()));
+    if route.host != HostMatch::Any {
+        key(out, "host", quote(&route.host.to_string()));
+    }
+    if !route.methods.is_empty() {
+        let methods: Vec<String> = route.methods.iter().map(|method| quote(method)).collect();
+        key(out, "methods", format!("[{}]", methods.join(", ")));
     }
     match &route.action {
-        Action::Proxy {
-            upstream,
-            rewrite_prefix,
-        } => {
+        Action::Proxy { upstream, rewrite } => {
             let name = upstreams
                 .get(*upstream)
                 .map_or_else(|| format!("<no upstream #{upstream}>"), |u| u.name.clone());
             key(out, "proxy", quote(&name));
-            if let Some(prefix) = rewrite_prefix {
-                key(out, "rewrite_prefix", quote(prefix));
+            match rewrite {
+                None => {}
+                Some(Rewrite::Prefix(prefix)) => key(out, "rewrite_prefix", quote(prefix)),
+                Some(Rewrite::Template(template)) => {
+                    key(out, "rewrite", quote(&template.to_string()));
+                }
             }
         }
         Action::Redirect { status, target } => {

@@ -64,6 +64,27 @@ pub(crate) struct RequestBodyFacts {
     pub(crate) bytes: AtomicU64,
     pub(crate) too_large: AtomicBool,
     pub(crate) idle: AtomicBool,
+    complete: AtomicBool,
+    completed: tokio::sync::Notify,
+}
+
+impl RequestBodyFacts {
+    fn mark_complete(&self) {
+        self.complete.store(true, Ordering::Release);
+        self.completed.notify_waiters();
+    }
+
+    /// Completes once the whole request body has been passed on: the upstream's time to
+    /// answer starts then, not while a large upload is still streaming.
+    pub(crate) async fn sent(&self) {
+        loop {
+            let notified = self.completed.notified();
+            if self.complete.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The client's request body on its way to the upstream.
@@ -82,6 +103,10 @@ impl RequestBody {
         idle_timeout: Duration,
         facts: Arc<RequestBodyFacts>,
     ) -> Self {
+        // A body known to be empty is never polled by the client: it is sent already.
+        if inner.is_end_stream() {
+            facts.mark_complete();
+        }
         Self {
             inner,
             limit,
@@ -117,7 +142,10 @@ impl Body for RequestBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.facts.mark_complete();
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.idle.expired(cx) {
                     this.facts.idle.store(true, Ordering::Relaxed);

@@ -87,6 +87,8 @@ pub(crate) enum RequestError {
     ClientBodyTimeout { seconds: u64 },
     #[error("request target is not a path")]
     BadTarget,
+    #[error("request path refused: {0}")]
+    BadPath(#[source] gangway_route::NormalizeError),
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
     #[error("WebSocket upgrade on a route that does not allow it")]
@@ -111,6 +113,7 @@ impl RequestError {
             | Self::BodyTooLarge { .. }
             | Self::ClientBodyTimeout { .. }
             | Self::BadTarget
+            | Self::BadPath(_)
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
@@ -126,7 +129,7 @@ impl RequestError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::BadTarget | Self::BadUpgrade(_) | Self::UpgradeNotAllowed => {
+            Self::BadTarget | Self::BadPath(_) | Self::BadUpgrade(_) | Self::UpgradeNotAllowed => {
                 StatusCode::BAD_REQUEST
             }
             Self::UpstreamConnect(_) | Self::UpstreamBadUpgrade => StatusCode::BAD_GATEWAY,

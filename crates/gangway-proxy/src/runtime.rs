@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gangway_config::{Action, Config, Listener, ListenerTls, Scheme, Upstream};
+use gangway_config::{Action, Config, Listener, ListenerTls, Rewrite, Scheme, Upstream};
 use gangway_headers::Template;
-use gangway_route::{HostMatch, MatchMode, PathMatch, RouteTable, RouteTableBuilder};
+use gangway_route::{NormalizeOptions, PathMatch, RouteExpr, RouteTable, RouteTableBuilder};
 use gangway_tls::{ServerTls, UpstreamRoots, upstream_client_config};
 use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
 use http::StatusCode;
@@ -30,7 +30,7 @@ pub(crate) struct UpstreamRuntime {
 pub(crate) enum RouteAction {
     Proxy {
         upstream: Arc<UpstreamRuntime>,
-        rewrite: Option<(String, String)>,
+        rewrite: Option<PathRewrite>,
     },
     Redirect {
         status: StatusCode,
@@ -40,6 +40,15 @@ pub(crate) enum RouteAction {
         status: StatusCode,
         body: Bytes,
     },
+}
+
+/// How a proxy route makes the upstream path.
+#[derive(Debug)]
+pub(crate) enum PathRewrite {
+    /// Replace the route's literal prefix (`from`) with `to`.
+    Prefix { from: String, to: String },
+    /// Render from the match's captures.
+    Template(gangway_route::Template),
 }
 
 /// One route with its limits.
@@ -58,6 +67,7 @@ pub(crate) struct RouteRuntime {
 pub(crate) struct ListenerRuntime {
     pub(crate) name: Arc<str>,
     pub(crate) routes: RouteTable<usize>,
+    pub(crate) normalize: NormalizeOptions,
     pub(crate) route_list: Vec<RouteRuntime>,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) header_read_timeout: Duration,
@@ -132,21 +142,25 @@ pub(crate) fn build_listener(
         listener: listener.name.clone(),
         source,
     };
-    let mut table = RouteTableBuilder::new(MatchMode::Nginx);
+    let mut table = RouteTableBuilder::new(listener.match_mode);
     let mut route_list = Vec::with_capacity(listener.routes.len());
     for (index, route) in listener.routes.iter().enumerate() {
-        let host = match &route.host {
-            Some(host) => HostMatch::exact(host).map_err(routes_error)?,
-            None => HostMatch::Any,
+        let expr = RouteExpr::new(route.host.clone(), route.path.clone())
+            .with_methods(route.methods.iter())
+            .map_err(routes_error)?;
+        let name = expr.to_string();
+        let templates: Vec<&gangway_route::Template> = match &route.action {
+            Action::Proxy {
+                rewrite: Some(Rewrite::Template(template)),
+                ..
+            } => vec![template],
+            _ => Vec::new(),
         };
         table
-            .add(host, PathMatch::Prefix(route.path.clone()), index)
+            .add_with_templates(expr, &templates, index)
             .map_err(routes_error)?;
         let action = match &route.action {
-            Action::Proxy {
-                upstream,
-                rewrite_prefix,
-            } => RouteAction::Proxy {
+            Action::Proxy { upstream, rewrite } => RouteAction::Proxy {
                 upstream: upstreams
                     .get(*upstream)
                     .cloned()
@@ -154,7 +168,7 @@ pub(crate) fn build_listener(
                         listener: listener.name.clone(),
                         index: *upstream,
                     })?,
-                rewrite: rewrite_prefix.clone().map(|to| (route.path.clone(), to)),
+                rewrite: path_rewrite(&route.path, rewrite.as_ref()),
             },
             Action::Redirect { status, target } => RouteAction::Redirect {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
@@ -164,10 +178,6 @@ pub(crate) fn build_listener(
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 body: Bytes::from(body.clone()),
             },
-        };
-        let name = match &route.host {
-            Some(host) => format!("{host}{}", route.path),
-            None => route.path.clone(),
         };
         route_list.push(RouteRuntime {
             name: name.into(),
@@ -205,12 +215,30 @@ pub(crate) fn build_listener(
     Ok(ListenerRuntime {
         name: listener.name.as_str().into(),
         routes: table.build().map_err(routes_error)?,
+        normalize: NormalizeOptions::new().merge_slashes(listener.merge_slashes),
         route_list,
         tls,
         header_read_timeout: listener.header_read_timeout,
         keepalive_timeout: listener.keepalive_timeout,
         max_header_bytes: listener.max_header_bytes,
     })
+}
+
+fn path_rewrite(path: &PathMatch, rewrite: Option<&Rewrite>) -> Option<PathRewrite> {
+    match rewrite? {
+        Rewrite::Template(template) => Some(PathRewrite::Template(template.clone())),
+        Rewrite::Prefix(to) => match path {
+            PathMatch::Exact(from) | PathMatch::PreferredPrefix(from) | PathMatch::Prefix(from) => {
+                Some(PathRewrite::Prefix {
+                    from: from.clone(),
+                    to: to.clone(),
+                })
+            }
+            // Validation refuses a prefix rewrite on a regex route; one built in code keeps
+            // the client's path.
+            _ => None,
+        },
+    }
 }
 
 /// Builds every upstream and listener of `config`.

@@ -16,7 +16,7 @@ use crate::access::AccessRecord;
 use crate::body::{Finish, RequestBody, RequestBodyFacts, ResponseBody};
 use crate::conn_io::ConnState;
 use crate::error::{RequestError, Side};
-use crate::runtime::{ListenerRuntime, RouteAction, RouteRuntime, UpstreamRuntime};
+use crate::runtime::{ListenerRuntime, PathRewrite, RouteAction, RouteRuntime, UpstreamRuntime};
 use crate::server::Tracker;
 use crate::vars::RequestFacts;
 
@@ -141,12 +141,17 @@ async fn dispatch(
         .map_or("/", |target| target.as_str());
     let listener = &conn.listener;
     let host = request_host(&request).map(str::to_ascii_lowercase);
-    let route_index = *listener
+    let matched = listener
         .routes
-        .lookup(host.as_deref(), target)
-        .ok_or(RequestError::NoRoute)?
-        .value();
-    let route = &listener.route_list[route_index];
+        .resolve(
+            host.as_deref(),
+            Some(request.method().as_str()),
+            target,
+            listener.normalize,
+        )
+        .map_err(RequestError::BadPath)?
+        .ok_or(RequestError::NoRoute)?;
+    let route = &listener.route_list[*matched.value()];
     record.route = Some(route.name.clone());
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
@@ -167,7 +172,23 @@ async fn dispatch(
             Ok(response)
         }
         RouteAction::Proxy { upstream, rewrite } => {
-            proxy(conn, route, upstream, rewrite.as_ref(), request, record).await
+            let upstream_target = match rewrite {
+                None => target.to_owned(),
+                Some(PathRewrite::Prefix { from, to }) => {
+                    gangway_route::replace_prefix(target, from, to)
+                }
+                Some(PathRewrite::Template(template)) => {
+                    let mut rendered = matched.render(template);
+                    // A template that writes no query keeps the client's.
+                    if let (false, Some(query)) = (rendered.contains('?'), request.uri().query()) {
+                        rendered.push('?');
+                        rendered.push_str(query);
+                    }
+                    rendered
+                }
+            };
+            drop(matched);
+            proxy(conn, route, upstream, upstream_target, request, record).await
         }
     }
 }
@@ -176,7 +197,7 @@ async fn proxy(
     conn: &Arc<Connection>,
     route: &RouteRuntime,
     upstream: &Arc<UpstreamRuntime>,
-    rewrite: Option<&(String, String)>,
+    upstream_target: String,
     mut request: Request<Incoming>,
     record: &mut AccessRecord,
 ) -> Result<Response<ResponseBody>, RequestError> {
@@ -206,18 +227,10 @@ async fn proxy(
     record.upstream = Some(upstream.name.clone());
     record.peer = Some(peer.authority().to_owned());
     let (mut parts, body) = request.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
-    let path = match rewrite {
-        Some((from, to)) => gangway_route::replace_prefix(target, from, to),
-        None => target.to_owned(),
-    };
     let uri = Uri::builder()
         .scheme(upstream.client.scheme())
         .authority(peer.authority())
-        .path_and_query(path)
+        .path_and_query(upstream_target)
         .build()
         .map_err(RequestError::UpstreamRequest)?;
 
@@ -258,8 +271,18 @@ async fn proxy(
     *outbound.version_mut() = Version::HTTP_11;
 
     let timeout = upstream.response_header_timeout;
-    let mut response = match tokio::time::timeout(timeout, upstream.client.send(outbound)).await {
-        Err(_elapsed) => {
+    // The upstream's time to answer runs from the end of the request body; while the body
+    // streams, the body idle timeout guards against a stalled client.
+    let deadline = async {
+        facts.sent().await;
+        tokio::time::sleep(timeout).await;
+    };
+    let answer = tokio::select! {
+        answer = upstream.client.send(outbound) => Ok(answer),
+        () = deadline => Err(()),
+    };
+    let mut response = match answer {
+        Err(()) => {
             return Err(RequestError::UpstreamTimeout {
                 seconds: timeout.as_secs(),
             });

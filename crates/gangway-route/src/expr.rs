@@ -201,10 +201,7 @@ impl HostMatch {
     pub(crate) fn canonical(&self) -> Result<HostMatch, Error> {
         match self {
             Self::Any => Ok(Self::Any),
-            Self::Exact(name) => {
-                let canonical = Self::exact(name)?;
-                Ok(canonical)
-            }
+            Self::Exact(name) => Self::exact(name),
             Self::Wildcard(domain) => Self::wildcard(&format!("*.{domain}")),
             Self::Regex(p) => Self::regex(p),
         }

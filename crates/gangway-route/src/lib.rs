@@ -27,7 +27,8 @@
 //! let hit = table.resolve(Some("ums.example.com"), Some("GET"), "/device-connector/device/ws-connect?x=1", opts)?;
 //! assert_eq!(hit.as_ref().map(|m| *m.value()), Some("device WebSocket"));
 //!
-//! let hit = table.resolve(Some("Dev-42.MM-Remote.example.com"), None, "/status", opts)?.unwrap();
+//! let hit = table.resolve(Some("Dev-42.MM-Remote.example.com"), None, "/status", opts)?;
+//! let hit = hit.expect("the device route");
 //! assert_eq!(*hit.value(), "device");
 //! assert_eq!(hit.captures().name("device"), Some("dev-42"));
 //!
