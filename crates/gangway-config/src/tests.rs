@@ -1017,7 +1017,8 @@ fn redirect_template_error_points_at_the_failing_character() {
         ),
         "/x/gangway.toml:5:25: listener[1].route[1].redirect: invalid redirect target \
          \"https://$hots$request_uri\": unknown variable `$hots` at column 9; expected one of the \
-         documented variables such as $host, $request_uri or $http_<header>\n\
+         documented variables such as $host, $request_uri or $http_<header>, a capture $0..$9, \
+         or a named capture of the route\n\
          /x/gangway.toml:8:42: listener[1].route[2].redirect: invalid redirect target \
          \"https://${host\": `${` at column 9 has no closing `}`\n\
          /x/gangway.toml:11:12: listener[1].route[3].redirect: invalid redirect target \"A$\": `$` \

@@ -1,17 +1,36 @@
 //! Hop-by-hop header removal (RFC 9110 §7.6.1).
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HeaderName, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    CONNECTION, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1, plus the
 /// obsolete `Keep-Alive`, `Proxy-Connection` and `Proxy-Authenticate`/`-Authorization`
 /// pair that RFC 2616 listed and proxies still remove).
-const ALWAYS: [&str; 4] = [
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
+const ALWAYS: [HeaderName; 4] = [
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
 ];
+
+/// Whether a `Connection` token names nothing beyond what [`strip_hop_by_hop`] removes
+/// anyway (or nothing at all: `close`).
+fn removed_anyway(token: &str) -> bool {
+    [
+        "close",
+        "upgrade",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "connection",
+    ]
+    .into_iter()
+    .chain(ALWAYS.iter().map(HeaderName::as_str))
+    .any(|name| token.eq_ignore_ascii_case(name))
+}
 
 /// Removes every hop-by-hop header from `headers`: `Connection` and every header it names,
 /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
@@ -20,13 +39,17 @@ const ALWAYS: [&str; 4] = [
 /// A WebSocket route re-establishes `Upgrade` and `Connection: upgrade` itself after
 /// calling this.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Names listed in Connection go first, while Connection is still there to read.
+    // Names listed in Connection go first, while Connection is still there to read. The
+    // usual tokens (`close`, `keep-alive`, `upgrade`) name nothing that is not removed
+    // anyway, so the common case collects nothing and does not allocate.
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| !removed_anyway(token))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -34,7 +57,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
         headers.remove(name);
     }
-    for name in ALWAYS {
+    for name in &ALWAYS {
         headers.remove(name);
     }
+}
+
+/// Whether `headers` ask for a WebSocket upgrade: `Connection` lists `upgrade` and
+/// `Upgrade` lists `websocket` (both compared without case, RFC 9110 §7.8).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let lists = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| {
+                // An Upgrade item may carry a version: `websocket/13`.
+                let item = item.trim();
+                let item = item.split('/').next().unwrap_or(item);
+                item.eq_ignore_ascii_case(token)
+            })
+    };
+    lists(CONNECTION, "upgrade") && lists(UPGRADE, "websocket")
+}
+
+/// [`strip_hop_by_hop`], then, when `websocket_route` is true and the message asked for a
+/// WebSocket upgrade, re-establishes `Upgrade: websocket` and `Connection: upgrade`.
+/// Returns whether it did.
+///
+/// This is the one place where `Upgrade` survives a hop: only on a route configured for
+/// WebSocket, only as `websocket`, never with the other hop-by-hop headers the client named
+/// in `Connection`. It serves the upgrade request and the upstream's `101` response alike.
+pub fn strip_hop_by_hop_keep_upgrade(headers: &mut HeaderMap, websocket_route: bool) -> bool {
+    let upgrade = websocket_route && is_websocket_upgrade(headers);
+    strip_hop_by_hop(headers);
+    if upgrade {
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    upgrade
 }

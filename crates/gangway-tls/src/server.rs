@@ -10,7 +10,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::Error;
 use crate::pem::{parse_certificates, parse_private_key, read_certificates, read_private_key};
 
-/// A listener's certificate chain and private key.
+/// A listener's certificate chain and private key, for a plain single-certificate
+/// configuration. [`ListenerTls`](crate::ListenerTls) with a
+/// [`CertificateStore`](crate::CertificateStore) adds SNI, client certificates, version
+/// choice and hot reload.
 #[derive(Debug)]
 pub struct ServerTls {
     origin: String,

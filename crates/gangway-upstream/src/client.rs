@@ -33,7 +33,10 @@ pub enum UpstreamScheme {
 pub struct ClientSettings {
     /// A TCP connect (and TLS handshake) that takes longer fails.
     pub connect_timeout: Duration,
-    /// Idle keep-alive connections kept per peer.
+    /// Idle keep-alive connections kept per peer, reused by later requests. nginx's
+    /// `keepalive 100` bounds the idle connections of a whole upstream; here the bound is
+    /// per peer, so setting it to 100 keeps at most 100 × peers idle. Connections in use
+    /// are not bounded by it: at most this many plus the requests in flight are open.
     pub max_idle_per_peer: usize,
     /// An idle connection unused for this long is closed.
     pub idle_timeout: Duration,
