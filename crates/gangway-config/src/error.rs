@@ -234,6 +234,18 @@ pub enum Error {
         #[source]
         source: gangway_headers::Error,
     },
+    /// A header operation that `gangway-headers` refuses (a managed header such as
+    /// `Connection`, a value with forbidden bytes).
+    #[error("{at}: {key}: {source}")]
+    Header {
+        /// The operation's value.
+        at: Location,
+        /// Path of the key, e.g. `listener[1].request_headers.set.Upgrade`.
+        key: String,
+        /// What the header layer rejected.
+        #[source]
+        source: gangway_headers::Error,
+    },
     /// A route's path, host, method list or rewrite template that `gangway-route` refuses.
     #[error("{at}: {key}: {source}")]
     Route {
@@ -268,6 +280,7 @@ impl Error {
             | Self::MixedSchemes { at, .. }
             | Self::HttpsOnly { at, .. }
             | Self::Template { at, .. }
+            | Self::Header { at, .. }
             | Self::Route { at, .. } => &at.file,
         }
     }
@@ -292,6 +305,7 @@ impl Error {
             | Self::MixedSchemes { at, .. }
             | Self::HttpsOnly { at, .. }
             | Self::Template { at, .. }
+            | Self::Header { at, .. }
             | Self::Route { at, .. } => Some(at),
         }
     }

@@ -56,6 +56,7 @@
 //! ```
 
 mod error;
+mod headers;
 mod model;
 mod raw;
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gangway_headers::Template;
+use gangway_headers::{HeaderOps, Network, Template};
 use gangway_route::{HostMatch, MatchMode, PathMatch};
 
 /// The whole configuration of one gangway process.
@@ -49,6 +49,10 @@ pub struct Listener {
     pub match_mode: MatchMode,
     /// Whether runs of `/` are merged before matching (nginx `merge_slashes`).
     pub merge_slashes: bool,
+    /// Header operations for every route of the listener.
+    pub headers: HeaderRules,
+    /// Which forwarding headers are set, and whose incoming values are trusted.
+    pub forwarding: Forwarding,
     /// Routes in declaration order.
     pub routes: Vec<Route>,
 }
@@ -91,6 +95,53 @@ pub struct Route {
     pub websocket: bool,
     /// A WebSocket tunnel with no byte in either direction for this long is closed.
     pub websocket_idle_timeout: Duration,
+    /// Header operations of this route, merged over the listener's.
+    pub headers: HeaderRules,
+    /// How `Location`, `Content-Location` and `Refresh` from the upstream are rewritten.
+    pub location_rewrite: LocationRewriting,
+    /// `Set-Cookie` domain rewriting: (domain as the upstream sets it, public domain).
+    pub cookie_domain: Vec<(String, Template)>,
+    /// `Set-Cookie` path rewriting: (path prefix as the upstream sets it, public prefix).
+    pub cookie_path: Vec<(String, Template)>,
+}
+
+/// Request and response header operations of one level (listener, route or upstream).
+/// Levels merge: a later level's operation replaces an earlier one for the same header
+/// name, and every other operation is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Applied to the request sent upstream.
+    pub request: HeaderOps,
+    /// Applied to the response; operations marked `always` also to the proxy's own.
+    pub response: HeaderOps,
+}
+
+/// The forwarding headers of a listener. `X-Forwarded-For` (appended), `X-Real-IP` and
+/// `X-Forwarded-Proto` are always set; these add the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Peers whose incoming `X-Forwarded-For` and `Forwarded` are kept and appended to;
+    /// from anyone else they are replaced. Empty: every incoming list is appended to.
+    pub trusted_proxies: Vec<Network>,
+    /// Set `X-Forwarded-Host`.
+    pub x_forwarded_host: bool,
+    /// Set `X-Forwarded-Port`.
+    pub x_forwarded_port: bool,
+    /// Set RFC 7239 `Forwarded`.
+    pub forwarded: bool,
+}
+
+/// How a proxy route rewrites URLs in `Location`, `Content-Location` and `Refresh`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LocationRewriting {
+    /// Passed on as the upstream sent them.
+    #[default]
+    Off,
+    /// nginx `proxy_redirect default`: each peer's own URL (with the upstream path prefix)
+    /// becomes `$scheme://$host` with the route's path prefix.
+    Default,
+    /// Explicit (prefix as the upstream writes it, public replacement) pairs, first match.
+    Pairs(Vec<(String, Template)>),
 }
 
 /// What a route does with a request.
@@ -151,6 +202,8 @@ pub struct Upstream {
     pub keepalive: usize,
     /// How long an idle keep-alive connection to a peer is kept.
     pub keepalive_timeout: Duration,
+    /// Header operations of this upstream, merged over the route's.
+    pub headers: HeaderRules,
 }
 
 /// Upstream transport scheme.

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::headers::{RawHeaderOps, RawLocationRewrite};
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
@@ -38,6 +39,8 @@ pub(crate) struct RawUpstream {
     pub(crate) response_header_timeout: Option<Spanned<RawDuration>>,
     pub(crate) keepalive: Option<Spanned<i64>>,
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
+    pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +55,10 @@ pub(crate) struct RawListener {
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
     pub(crate) match_mode: Option<Spanned<String>>,
     pub(crate) merge_slashes: Option<Spanned<bool>>,
+    pub(crate) trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) forwarded_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
+    pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
     #[serde(default)]
     pub(crate) route: Vec<Spanned<RawRoute>>,
 }
@@ -71,6 +78,11 @@ pub(crate) struct RawRoute {
     pub(crate) body_idle_timeout: Option<Spanned<RawDuration>>,
     pub(crate) websocket: Option<Spanned<bool>>,
     pub(crate) websocket_idle_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
+    pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
+    pub(crate) location_rewrite: Option<Spanned<RawLocationRewrite>>,
+    pub(crate) cookie_domain: Option<Spanned<Vec<(String, String)>>>,
+    pub(crate) cookie_path: Option<Spanned<Vec<(String, String)>>>,
 }
 
 /// `respond = { status = 200, body = "ok" }`.

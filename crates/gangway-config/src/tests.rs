@@ -6,6 +6,8 @@ use std::time::Duration;
 use gangway_headers::Template;
 use gangway_route::{HostMatch, MatchMode, PathMatch};
 
+use crate::model::{Forwarding, HeaderRules, LocationRewriting};
+
 use crate::values::{
     duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, size_to_toml,
 };
@@ -135,6 +137,10 @@ fn route(path: &str, action: Action) -> Route {
         body_idle_timeout: defaults::BODY_IDLE_TIMEOUT,
         websocket: false,
         websocket_idle_timeout: defaults::WEBSOCKET_IDLE_TIMEOUT,
+        headers: HeaderRules::default(),
+        location_rewrite: LocationRewriting::Off,
+        cookie_domain: Vec::new(),
+        cookie_path: Vec::new(),
     }
 }
 
@@ -159,6 +165,8 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 keepalive_timeout: Duration::from_secs(5400),
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
+                headers: HeaderRules::default(),
+                forwarding: Forwarding::default(),
                 routes: vec![
                     Route {
                         host: HostMatch::exact("example.com").unwrap(),
@@ -206,6 +214,8 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
+                headers: HeaderRules::default(),
+                forwarding: Forwarding::default(),
                 routes: vec![Route {
                     host: HostMatch::parse("[::1]").unwrap(),
                     ..route(
@@ -239,6 +249,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 response_header_timeout: defaults::RESPONSE_HEADER_TIMEOUT,
                 keepalive: 8,
                 keepalive_timeout: defaults::UPSTREAM_KEEPALIVE_TIMEOUT,
+                headers: HeaderRules::default(),
             },
             Upstream {
                 name: "secure".to_owned(),
@@ -263,6 +274,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 response_header_timeout: Duration::from_secs(90),
                 keepalive: defaults::UPSTREAM_KEEPALIVE,
                 keepalive_timeout: Duration::from_secs(120),
+                headers: HeaderRules::default(),
             },
         ],
     };
@@ -394,10 +406,13 @@ max_header_size = "16KB"
 keepalive_timeout = "1m15s"
 match_mode = "nginx"
 merge_slashes = false
+trusted_proxies = []
+forwarded_headers = []
 
 [[listener.route]]
 path = "/"
 proxy = "app"
+location_rewrite = "off"
 max_body = "1GB"
 body_idle_timeout = "1h1s"
 websocket = false
@@ -446,6 +461,8 @@ fn to_toml_notes_a_certificate_held_in_memory() {
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             match_mode: MatchMode::Nginx,
             merge_slashes: false,
+            headers: HeaderRules::default(),
+            forwarding: Forwarding::default(),
             routes: vec![route(
                 "/",
                 Action::Respond {
@@ -604,7 +621,7 @@ fn unknown_key() {
         errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `header_read_timeout`, `max_header_size`, \
-         `keepalive_timeout`, `match_mode`, `merge_slashes`, `route`"
+         `keepalive_timeout`, `match_mode`, `merge_slashes`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),
@@ -1193,4 +1210,74 @@ fn route_expressions_load_into_typed_matches() {
     ));
     let again = parse(&to_toml(&config), &path).unwrap();
     assert_eq!(again, config, "the new keys round-trip");
+}
+
+#[test]
+fn header_rules_forwarding_and_rewrites_load_and_round_trip() {
+    let dir = TempDir::new();
+    let path = dir.write(
+        "gangway.toml",
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://127.0.0.1:9\"]\n\
+         request_headers = { set = { \"X-Upstream\" = \"app\" } }\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n\
+         forwarded_headers = [\"x-forwarded-host\", \"forwarded\"]\n\
+         request_headers = { set = { \"X-Client\" = \"$remote_addr\" }, remove = [\"X-Debug\"] }\n\
+         response_headers = { set = { \"Strict-Transport-Security\" = \"max-age=63072000\" }, always = [\"Strict-Transport-Security\"] }\n\
+         [[listener.route]]\npath = \"~ ^/(?<node>[a-z0-9]+)/\"\nproxy = \"app\"\n\
+         request_headers = { add = { \"X-Node\" = \"${node}\" } }\n\
+         location_rewrite = [[\"http://10.0.0.1:8080/\", \"https://$host/\"]]\n\
+         cookie_domain = [[\"internal.local\", \"$host\"]]\n",
+    );
+    let config = load(&path).unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(
+        listener.forwarding.trusted_proxies[0].to_string(),
+        "10.0.0.0/8"
+    );
+    assert!(listener.forwarding.x_forwarded_host && listener.forwarding.forwarded);
+    assert!(!listener.forwarding.x_forwarded_port);
+    assert_eq!(listener.headers.request.len(), 2);
+    let always: Vec<bool> = listener
+        .headers
+        .response
+        .iter()
+        .map(|(_, always)| always)
+        .collect();
+    assert_eq!(always, [true]);
+    let route = &listener.routes[0];
+    assert_eq!(route.headers.request.len(), 1);
+    assert!(matches!(&route.location_rewrite, LocationRewriting::Pairs(pairs) if pairs.len() == 1));
+    assert_eq!(route.cookie_domain[0].0, "internal.local");
+    assert_eq!(config.upstreams[0].headers.request.len(), 1);
+    let again = parse(&to_toml(&config), &path).unwrap();
+    assert_eq!(
+        again, config,
+        "header rules round-trip through print-config"
+    );
+}
+
+#[test]
+fn header_rule_errors_point_at_the_value() {
+    let text = errors(
+        "[[upstream]]\nname = \"app\"\npeers = [\"http://127.0.0.1:9\"]\n\
+         [[listener]]\naddress = \"0.0.0.0:80\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n\
+         request_headers = { set = { \"X-Node\" = \"$1\", \"Bad Name\" = \"x\", \"Connection\" = \"upgrade\" } }\n\
+         [[listener.route]]\npath = \"~ ^/(a)\"\nproxy = \"app\"\n\
+         request_headers = { set = { \"X-Two\" = \"$2\" } }\n",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].starts_with("/x/gangway.toml:6:20: listener[1].trusted_proxies = \"10.0.0.0/33\""),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("/x/gangway.toml:7:40: listener[1].request_headers.set.X-Node = \"$1\": uses a route capture outside a route"), "{text}");
+    assert!(lines[2].starts_with("/x/gangway.toml:7:59: listener[1].request_headers.set.Bad Name = \"Bad Name\": is not a valid header name"), "{text}");
+    assert!(lines[3].starts_with("/x/gangway.toml:7:79: listener[1].request_headers.set.Connection: header `connection` cannot be changed"), "{text}");
+    assert!(
+        lines[4].starts_with(
+            "/x/gangway.toml:11:39: listener[1].route[1].request_headers.set.X-Two = \"$2\":"
+        ),
+        "{text}"
+    );
 }

@@ -12,6 +12,7 @@ use gangway_route::{HostMatch, MatchMode, PathMatch, RouteExpr};
 use serde_spanned::Spanned;
 
 use crate::error::{Error, Errors, Location};
+use crate::headers::Level;
 use crate::model::{
     Action, Config, Listener, ListenerTls, Peer, Rewrite, Route, Scheme, Server, Upstream,
     UpstreamTls, defaults,
@@ -147,12 +148,12 @@ fn route_identity(route: &RawRoute) -> Option<(RouteIdentity, Range<usize>)> {
     Some(((host, path_text), path.span()))
 }
 
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a Path,
     source: &'a str,
     lines: LineIndex<'a>,
     base_dir: PathBuf,
-    errors: Vec<Error>,
+    pub(crate) errors: Vec<Error>,
 }
 
 /// Where a name or address was first seen, to report the second one.
@@ -162,7 +163,7 @@ struct Seen {
 }
 
 impl Checker<'_> {
-    fn at(&self, span: &Range<usize>) -> Location {
+    pub(crate) fn at(&self, span: &Range<usize>) -> Location {
         self.lines.location(self.file, span.start)
     }
 
@@ -170,7 +171,7 @@ impl Checker<'_> {
         self.at(span).line
     }
 
-    fn invalid(
+    pub(crate) fn invalid(
         &mut self,
         span: &Range<usize>,
         key: &str,
@@ -408,6 +409,12 @@ impl Checker<'_> {
             defaults::UPSTREAM_KEEPALIVE_TIMEOUT,
         );
 
+        let headers = self.header_rules(
+            key,
+            raw.request_headers.as_ref(),
+            raw.response_headers.as_ref(),
+            &Level::Shared,
+        );
         Some(Upstream {
             name: name?,
             scheme: scheme?,
@@ -417,6 +424,7 @@ impl Checker<'_> {
             response_header_timeout,
             keepalive,
             keepalive_timeout,
+            headers: headers?,
         })
     }
 
@@ -576,6 +584,17 @@ impl Checker<'_> {
             .merge_slashes
             .as_ref()
             .is_some_and(|merge| *merge.get_ref());
+        let headers = self.header_rules(
+            key,
+            raw.request_headers.as_ref(),
+            raw.response_headers.as_ref(),
+            &Level::Shared,
+        );
+        let forwarding = self.forwarding(
+            key,
+            raw.trusted_proxies.as_ref(),
+            raw.forwarded_headers.as_ref(),
+        );
 
         if raw.route.is_empty() {
             let at = self.at(&listener.span());
@@ -621,6 +640,8 @@ impl Checker<'_> {
             keepalive_timeout,
             match_mode: match_mode?,
             merge_slashes,
+            headers: headers?,
+            forwarding: forwarding?,
             routes: routes.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
@@ -723,6 +744,47 @@ impl Checker<'_> {
             defaults::WEBSOCKET_IDLE_TIMEOUT,
         );
 
+        let expr = match (&host, &path, &methods) {
+            (Some(host), Some(path), Some(methods)) => RouteExpr::new(host.clone(), path.clone())
+                .with_methods(methods.iter())
+                .ok(),
+            _ => None,
+        };
+        let headers = self.header_rules(
+            key,
+            raw.request_headers.as_ref(),
+            raw.response_headers.as_ref(),
+            &Level::Route(expr.as_ref()),
+        );
+        let location_rewrite = self.location_rewrite(key, raw.location_rewrite.as_ref());
+        let cookie_domain =
+            self.cookie_pairs(&format!("{key}.cookie_domain"), raw.cookie_domain.as_ref());
+        let cookie_path =
+            self.cookie_pairs(&format!("{key}.cookie_path"), raw.cookie_path.as_ref());
+        if raw.proxy.is_none() {
+            for (field, set) in [
+                (
+                    "location_rewrite",
+                    raw.location_rewrite.as_ref().map(|v| v.span()),
+                ),
+                (
+                    "cookie_domain",
+                    raw.cookie_domain.as_ref().map(|v| v.span()),
+                ),
+                ("cookie_path", raw.cookie_path.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(span) = set {
+                    let at = self.at(&span);
+                    let key = format!("{key}.{field}");
+                    let action = if raw.redirect.is_some() {
+                        "redirect"
+                    } else {
+                        "respond"
+                    };
+                    self.errors.push(Error::ProxyOnly { at, key, action });
+                }
+            }
+        }
         let (host, path, methods) = (host?, path?, methods?);
         let action = action?;
         if let Action::Proxy {
@@ -741,6 +803,10 @@ impl Checker<'_> {
             body_idle_timeout,
             websocket,
             websocket_idle_timeout,
+            headers: headers?,
+            location_rewrite: location_rewrite?,
+            cookie_domain: cookie_domain?,
+            cookie_path: cookie_path?,
         })
     }
 
@@ -924,7 +990,7 @@ impl Checker<'_> {
     /// The location of 1-based character `column` of the text that starts at byte
     /// `target_start` of the decoded string value at `span`: exact when the TOML string spells
     /// the text before it literally (no escapes), otherwise the start of the value.
-    fn column_location(
+    pub(crate) fn column_location(
         &self,
         span: &Range<usize>,
         decoded: &str,

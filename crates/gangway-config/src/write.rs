@@ -4,7 +4,11 @@ use std::path::Path;
 
 use gangway_route::{HostMatch, MatchMode};
 
-use crate::model::{Action, Config, Listener, ListenerTls, Rewrite, Route, Upstream};
+use gangway_headers::HeaderOp;
+
+use crate::model::{
+    Action, Config, HeaderRules, Listener, ListenerTls, LocationRewriting, Rewrite, Route, Upstream,
+};
 use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
 
 /// Writes `config` as a normalised configuration file.
@@ -79,6 +83,7 @@ fn write_upstream(out: &mut String, upstream: &Upstream) {
         "keepalive_timeout",
         duration_to_toml(upstream.keepalive_timeout),
     );
+    write_header_rules(out, &upstream.headers);
 }
 
 fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream]) {
@@ -120,6 +125,24 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
     };
     key(out, "match_mode", quote(mode));
     key(out, "merge_slashes", listener.merge_slashes.to_string());
+    let forwarding = &listener.forwarding;
+    let trusted: Vec<String> = forwarding
+        .trusted_proxies
+        .iter()
+        .map(|network| quote(&network.to_string()))
+        .collect();
+    key(out, "trusted_proxies", format!("[{}]", trusted.join(", ")));
+    let extra: Vec<String> = [
+        (forwarding.x_forwarded_host, "x-forwarded-host"),
+        (forwarding.x_forwarded_port, "x-forwarded-port"),
+        (forwarding.forwarded, "forwarded"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| quote(name))
+    .collect();
+    key(out, "forwarded_headers", format!("[{}]", extra.join(", ")));
+    write_header_rules(out, &listener.headers);
     for route in &listener.routes {
         write_route(out, route, upstreams);
     }
@@ -141,6 +164,18 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
                 .get(*upstream)
                 .map_or_else(|| format!("<no upstream #{upstream}>"), |u| u.name.clone());
             key(out, "proxy", quote(&name));
+            let location = match &route.location_rewrite {
+                LocationRewriting::Off => quote("off"),
+                LocationRewriting::Default => quote("default"),
+                LocationRewriting::Pairs(pairs) => pairs_to_toml(pairs),
+            };
+            key(out, "location_rewrite", location);
+            if !route.cookie_domain.is_empty() {
+                key(out, "cookie_domain", pairs_to_toml(&route.cookie_domain));
+            }
+            if !route.cookie_path.is_empty() {
+                key(out, "cookie_path", pairs_to_toml(&route.cookie_path));
+            }
             match rewrite {
                 None => {}
                 Some(Rewrite::Prefix(prefix)) => key(out, "rewrite_prefix", quote(prefix)),
@@ -178,4 +213,57 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
         "websocket_idle_timeout",
         duration_to_toml(route.websocket_idle_timeout),
     );
+    write_header_rules(out, &route.headers);
+}
+
+/// `request_headers` and `response_headers` as inline tables, when not empty.
+fn write_header_rules(out: &mut String, rules: &HeaderRules) {
+    for (name, ops) in [
+        ("request_headers", &rules.request),
+        ("response_headers", &rules.response),
+    ] {
+        if ops.is_empty() {
+            continue;
+        }
+        let (mut set, mut add, mut remove, mut always) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (op, is_always) in ops.iter() {
+            let header = quote(op.name().as_str());
+            match op {
+                HeaderOp::Set(_, template) => {
+                    set.push(format!("{header} = {}", quote(template.source())))
+                }
+                HeaderOp::Add(_, template) => {
+                    add.push(format!("{header} = {}", quote(template.source())))
+                }
+                HeaderOp::Remove(_) => remove.push(header.clone()),
+                _ => continue,
+            }
+            if is_always {
+                always.push(header);
+            }
+        }
+        let mut parts = Vec::new();
+        if !set.is_empty() {
+            parts.push(format!("set = {{ {} }}", set.join(", ")));
+        }
+        if !add.is_empty() {
+            parts.push(format!("add = {{ {} }}", add.join(", ")));
+        }
+        if !remove.is_empty() {
+            parts.push(format!("remove = [{}]", remove.join(", ")));
+        }
+        if !always.is_empty() {
+            parts.push(format!("always = [{}]", always.join(", ")));
+        }
+        key(out, name, format!("{{ {} }}", parts.join(", ")));
+    }
+}
+
+fn pairs_to_toml(pairs: &[(String, gangway_headers::Template)]) -> String {
+    let pairs: Vec<String> = pairs
+        .iter()
+        .map(|(from, to)| format!("[{}, {}]", quote(from), quote(to.source())))
+        .collect();
+    format!("[{}]", pairs.join(", "))
 }

@@ -4,11 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gangway_config::{Action, Config, Listener, ListenerTls, Rewrite, Scheme, Upstream};
+use gangway_config::{
+    Action, Config, Forwarding, Listener, ListenerTls, LocationRewriting, Rewrite, Scheme, Upstream,
+};
 use gangway_headers::Template;
+use gangway_headers::{CookieRewrite, ForwardingPolicy, HeaderOps, LocationRewrite};
 use gangway_route::{NormalizeOptions, PathMatch, RouteExpr, RouteTable, RouteTableBuilder};
 use gangway_tls::{ServerTls, UpstreamRoots, upstream_client_config};
 use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
+use http::HeaderName;
 use http::StatusCode;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
@@ -55,11 +59,28 @@ pub(crate) enum PathRewrite {
 #[derive(Debug)]
 pub(crate) struct RouteRuntime {
     pub(crate) name: Arc<str>,
+    /// Listener, route and upstream request operations, merged in that order.
+    pub(crate) request_ops: HeaderOps,
+    /// Listener, route and upstream response operations, merged in that order.
+    pub(crate) response_ops: HeaderOps,
+    pub(crate) forwarding: ForwardingPolicy,
+    pub(crate) location: LocationRewrite,
+    pub(crate) cookies: CookieRewrite,
     pub(crate) action: RouteAction,
     pub(crate) max_body_bytes: u64,
     pub(crate) body_idle_timeout: Duration,
     pub(crate) websocket: bool,
     pub(crate) websocket_idle_timeout: Duration,
+}
+
+impl RouteRuntime {
+    /// Whether responses on this route need the request's variables: only then are they
+    /// kept past the request.
+    pub(crate) fn rewrites_responses(&self) -> bool {
+        !self.response_ops.is_empty()
+            || self.location != LocationRewrite::Off
+            || !self.cookies.is_empty()
+    }
 }
 
 /// One listener: its routes, limits and TLS.
@@ -69,6 +90,8 @@ pub(crate) struct ListenerRuntime {
     pub(crate) routes: RouteTable<usize>,
     pub(crate) normalize: NormalizeOptions,
     pub(crate) route_list: Vec<RouteRuntime>,
+    /// The listener's response operations, for answers given before a route is known.
+    pub(crate) response_ops: HeaderOps,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
@@ -135,6 +158,7 @@ pub(crate) fn build_upstream(
 
 pub(crate) fn build_listener(
     listener: &Listener,
+    config_upstreams: &[Upstream],
     upstreams: &[Arc<UpstreamRuntime>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<ListenerRuntime, Error> {
@@ -179,8 +203,23 @@ pub(crate) fn build_listener(
                 body: Bytes::from(body.clone()),
             },
         };
+        let upstream_config = match &route.action {
+            Action::Proxy { upstream, .. } => config_upstreams.get(*upstream),
+            _ => None,
+        };
+        let mut request_ops = listener.headers.request.merge(&route.headers.request);
+        let mut response_ops = listener.headers.response.merge(&route.headers.response);
+        if let Some(upstream) = upstream_config {
+            request_ops = request_ops.merge(&upstream.headers.request);
+            response_ops = response_ops.merge(&upstream.headers.response);
+        }
         route_list.push(RouteRuntime {
             name: name.into(),
+            forwarding: forwarding_policy(&listener.forwarding, &request_ops),
+            location: location_rewrite(route, upstream_config),
+            cookies: cookie_rewrite(route),
+            request_ops,
+            response_ops,
             action,
             max_body_bytes: route.max_body_bytes,
             body_idle_timeout: route.body_idle_timeout,
@@ -217,11 +256,92 @@ pub(crate) fn build_listener(
         routes: table.build().map_err(routes_error)?,
         normalize: NormalizeOptions::new().merge_slashes(listener.merge_slashes),
         route_list,
+        response_ops: listener.headers.response.clone(),
         tls,
         header_read_timeout: listener.header_read_timeout,
         keepalive_timeout: listener.keepalive_timeout,
         max_header_bytes: listener.max_header_bytes,
     })
+}
+
+/// The listener's forwarding headers; a header that the operations set themselves (such
+/// as `X-Real-IP $remote_addr`) is left to them, and every header the operations write is
+/// removed from the client's request first, so it cannot be smuggled through `add`.
+fn forwarding_policy(forwarding: &Forwarding, request_ops: &HeaderOps) -> ForwardingPolicy {
+    let mut policy = ForwardingPolicy::new()
+        .x_forwarded_host(forwarding.x_forwarded_host)
+        .x_forwarded_port(forwarding.x_forwarded_port)
+        .forwarded(forwarding.forwarded);
+    // No list: every incoming X-Forwarded-For is appended to. A list: only those peers'.
+    if !forwarding.trusted_proxies.is_empty() {
+        policy = policy.trusted_networks(forwarding.trusted_proxies.iter().copied());
+    }
+    if request_ops.overrides(&HeaderName::from_static("x-real-ip")) {
+        policy = policy.x_real_ip(false);
+    }
+    if request_ops.overrides(&HeaderName::from_static("x-forwarded-for")) {
+        policy = policy.x_forwarded_for(false);
+    }
+    for (op, _always) in request_ops.iter() {
+        policy = policy.identity_header(op.name().clone());
+    }
+    policy
+}
+
+/// `default` becomes one pair per peer: the peer's own URL with the path it is sent
+/// becomes `$scheme://$host` with the route's prefix, as nginx `proxy_redirect default`.
+fn location_rewrite(route: &gangway_config::Route, upstream: Option<&Upstream>) -> LocationRewrite {
+    match (&route.location_rewrite, upstream) {
+        (LocationRewriting::Off, _) | (_, None) => LocationRewrite::Off,
+        (LocationRewriting::Pairs(pairs), _) => LocationRewrite::Pairs(pairs.clone()),
+        (LocationRewriting::Default, Some(upstream)) => {
+            let public_prefix = match &route.path {
+                PathMatch::Exact(path)
+                | PathMatch::PreferredPrefix(path)
+                | PathMatch::Prefix(path) => path.clone(),
+                _ => "/".to_owned(),
+            };
+            let upstream_prefix = match &route.action {
+                Action::Proxy {
+                    rewrite: Some(Rewrite::Prefix(to)),
+                    ..
+                } => to.clone(),
+                _ => public_prefix.clone(),
+            };
+            let scheme = match upstream.scheme {
+                Scheme::Http => "http",
+                Scheme::Https => "https",
+            };
+            let Ok(to) =
+                gangway_headers::Template::parse(&format!("$scheme://$host{public_prefix}"))
+            else {
+                return LocationRewrite::Off;
+            };
+            let pairs = upstream
+                .peers
+                .iter()
+                .map(|peer| {
+                    let peer = Peer::new(peer.host.clone(), peer.port, peer.weight);
+                    (
+                        format!("{scheme}://{}{upstream_prefix}", peer.authority()),
+                        to.clone(),
+                    )
+                })
+                .collect();
+            LocationRewrite::Pairs(pairs)
+        }
+    }
+}
+
+fn cookie_rewrite(route: &gangway_config::Route) -> CookieRewrite {
+    let mut rewrite = CookieRewrite::new();
+    for (from, to) in &route.cookie_domain {
+        rewrite = rewrite.domain(from.clone(), to.clone());
+    }
+    for (from, to) in &route.cookie_path {
+        rewrite = rewrite.path(from.clone(), to.clone());
+    }
+    rewrite
 }
 
 fn path_rewrite(path: &PathMatch, rewrite: Option<&Rewrite>) -> Option<PathRewrite> {
@@ -254,6 +374,6 @@ pub(crate) fn build(
     config
         .listeners
         .iter()
-        .map(|listener| build_listener(listener, &upstreams, provider))
+        .map(|listener| build_listener(listener, &config.upstreams, &upstreams, provider))
         .collect()
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use gangway_headers::{ForwardedProto, set_forwarding, strip_hop_by_hop};
+use gangway_headers::{ForwardedProto, Rendered, strip_hop_by_hop, strip_hop_by_hop_keep_upgrade};
 use gangway_tunnel::{accepts_key, is_upgrade_request, splice, validate_upgrade_request};
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, UPGRADE};
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -30,6 +30,40 @@ pub(crate) struct Connection {
     pub(crate) server_name: Option<String>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) tunnels: Tracker,
+}
+
+impl Connection {
+    /// The variables of one request on this connection.
+    pub(crate) fn facts<'a>(
+        &'a self,
+        method: &'a http::Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        host: Option<&'a str>,
+        captures: Option<&'a gangway_route::Captures<'a>>,
+        forwarding: Option<&'a gangway_headers::ForwardingPolicy>,
+    ) -> RequestFacts<'a> {
+        RequestFacts {
+            method,
+            uri,
+            headers,
+            client: self.client,
+            local: self.local,
+            tls: self.tls,
+            server_name: self.server_name.as_deref(),
+            host,
+            captures,
+            forwarding,
+        }
+    }
+}
+
+/// A header value rendered from variables that would have split the header (CR, LF, NUL)
+/// is never sent; the event is logged here.
+fn log_dropped(dropped: &[gangway_headers::Dropped], conn: &Connection) {
+    for event in dropped {
+        tracing::warn!(client = %conn.client, "header dropped: {event}");
+    }
 }
 
 /// Serves one request. Never fails: every error becomes a response.
@@ -55,9 +89,23 @@ pub(crate) async fn serve(
         started,
         failure: None,
     };
-    let mut response = match dispatch(&conn, request, &mut record).await {
+    // What the proxy's own error answers may need for their `always` header operations.
+    let uri = request.uri().clone();
+    let host = request_host(&request).map(str::to_ascii_lowercase);
+    let mut route_index = None;
+    let mut response = match dispatch(&conn, request, &mut record, &mut route_index).await {
         Ok(response) => response,
-        Err(error) => error_response(&error, &record, &conn),
+        Err(error) => {
+            let mut response = error_response(&error, &record, &conn);
+            let ops = match route_index {
+                Some(index) => &conn.listener.route_list[index].response_ops,
+                None => &conn.listener.response_ops,
+            };
+            let empty = HeaderMap::new();
+            let facts = conn.facts(&record.method, &uri, &empty, host.as_deref(), None, None);
+            log_dropped(&ops.apply_always(response.headers_mut(), &facts), &conn);
+            response
+        }
     };
     record.status = response.status();
     response.body_mut().on_finish(Finish {
@@ -126,6 +174,7 @@ async fn dispatch(
     conn: &Arc<Connection>,
     request: Request<Incoming>,
     record: &mut AccessRecord,
+    route_index: &mut Option<usize>,
 ) -> Result<Response<ResponseBody>, RequestError> {
     if request
         .uri()
@@ -152,19 +201,19 @@ async fn dispatch(
         .map_err(RequestError::BadPath)?
         .ok_or(RequestError::NoRoute)?;
     let route = &listener.route_list[*matched.value()];
+    *route_index = Some(*matched.value());
     record.route = Some(route.name.clone());
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
         RouteAction::Redirect { status, target } => {
-            let (parts, _body) = request.into_parts();
-            let facts = RequestFacts {
-                parts: &parts,
-                client: conn.client,
-                local: conn.local,
-                tls: conn.tls,
-                server_name: conn.server_name.as_deref(),
-                host: host.as_deref(),
-            };
+            let facts = conn.facts(
+                request.method(),
+                request.uri(),
+                request.headers(),
+                host.as_deref(),
+                Some(matched.captures()),
+                None,
+            );
             let location = HeaderValue::try_from(target.render(&facts))
                 .map_err(|_| RequestError::BadRedirectTarget)?;
             let mut response = plain_response(*status, format!("{}\n", status.as_u16()));
@@ -187,17 +236,56 @@ async fn dispatch(
                     rendered
                 }
             };
+            let facts = conn.facts(
+                request.method(),
+                request.uri(),
+                request.headers(),
+                host.as_deref(),
+                Some(matched.captures()),
+                Some(&route.forwarding),
+            );
+            // Rendered now, while the request and the captures are at hand; applied after
+            // the client's hop-by-hop and identity headers are gone.
+            let rendered = route.request_ops.render(&facts);
+            let snapshot = route.rewrites_responses().then(|| ResponseContext {
+                method: request.method().clone(),
+                uri: request.uri().clone(),
+                headers: request.headers().clone(),
+                host: host.clone(),
+            });
             drop(matched);
-            proxy(conn, route, upstream, upstream_target, request, record).await
+            let prepared = Outbound {
+                upstream_target,
+                rendered,
+                snapshot,
+                host,
+            };
+            proxy(conn, route, upstream, prepared, request, record).await
         }
     }
+}
+
+/// What the route prepared for the upstream request and the response.
+struct Outbound<'r> {
+    upstream_target: String,
+    rendered: Rendered<'r>,
+    snapshot: Option<ResponseContext>,
+    host: Option<String>,
+}
+
+/// The request facts kept for rendering response headers, for routes that rewrite them.
+struct ResponseContext {
+    method: http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    host: Option<String>,
 }
 
 async fn proxy(
     conn: &Arc<Connection>,
     route: &RouteRuntime,
     upstream: &Arc<UpstreamRuntime>,
-    upstream_target: String,
+    prepared: Outbound<'_>,
     mut request: Request<Incoming>,
     record: &mut AccessRecord,
 ) -> Result<Response<ResponseBody>, RequestError> {
@@ -230,7 +318,7 @@ async fn proxy(
     let uri = Uri::builder()
         .scheme(upstream.client.scheme())
         .authority(peer.authority())
-        .path_and_query(upstream_target)
+        .path_and_query(prepared.upstream_target)
         .build()
         .map_err(RequestError::UpstreamRequest)?;
 
@@ -242,21 +330,21 @@ async fn proxy(
             }
         }
     }
-    strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop_keep_upgrade(&mut parts.headers, websocket.is_some());
     let proto = if conn.tls {
         ForwardedProto::Https
     } else {
         ForwardedProto::Http
     };
-    set_forwarding(&mut parts.headers, conn.client.ip(), proto);
-    if websocket.is_some() {
-        parts
-            .headers
-            .insert(UPGRADE, HeaderValue::from_static("websocket"));
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    }
+    let mut dropped = route.forwarding.apply(
+        &mut parts.headers,
+        conn.client.ip(),
+        proto,
+        prepared.host.as_deref(),
+        conn.local.port(),
+    );
+    dropped.extend(prepared.rendered.apply(&mut parts.headers));
+    log_dropped(&dropped, conn);
 
     let facts = Arc::new(RequestBodyFacts::default());
     record.request_body = Some(facts.clone());
@@ -346,6 +434,20 @@ async fn proxy(
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(context) = &prepared.snapshot {
+        let facts = conn.facts(
+            &context.method,
+            &context.uri,
+            &context.headers,
+            context.host.as_deref(),
+            None,
+            None,
+        );
+        let mut dropped = route.location.apply(&mut parts.headers, &facts);
+        dropped.extend(route.cookies.apply(&mut parts.headers, &facts));
+        dropped.extend(route.response_ops.apply(&mut parts.headers, &facts));
+        log_dropped(&dropped, conn);
+    }
     Ok(Response::from_parts(
         parts,
         ResponseBody::streaming(body, route.body_idle_timeout),

@@ -3,78 +3,81 @@
 use std::fmt::Write;
 use std::net::SocketAddr;
 
-use gangway_headers::{Variable, Variables};
-use http::request::Parts;
+use gangway_headers::{ForwardingPolicy, Variable, Variables};
+use gangway_route::Captures;
+use http::{HeaderMap, Method, Uri};
 
 /// The facts of one request that templates may use.
 #[derive(Debug)]
 pub(crate) struct RequestFacts<'a> {
-    pub(crate) parts: &'a Parts,
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
     pub(crate) client: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) tls: bool,
     pub(crate) server_name: Option<&'a str>,
     pub(crate) host: Option<&'a str>,
+    pub(crate) captures: Option<&'a Captures<'a>>,
+    pub(crate) forwarding: Option<&'a ForwardingPolicy>,
+}
+
+fn push(out: &mut String, value: Option<&str>) -> bool {
+    match value {
+        Some(value) => {
+            out.push_str(value);
+            true
+        }
+        None => false,
+    }
 }
 
 impl Variables for RequestFacts<'_> {
     fn write(&self, variable: &Variable, out: &mut String) -> bool {
-        let uri = &self.parts.uri;
         match variable {
             Variable::RemoteAddr => write!(out, "{}", self.client.ip()).is_ok(),
             Variable::RemotePort => write!(out, "{}", self.client.port()).is_ok(),
             Variable::ServerAddr => write!(out, "{}", self.local.ip()).is_ok(),
             Variable::ServerPort => write!(out, "{}", self.local.port()).is_ok(),
-            Variable::ServerName => match self.server_name.or(self.host) {
-                Some(name) => {
-                    out.push_str(name);
-                    true
-                }
-                None => false,
-            },
+            Variable::ServerName => push(out, self.server_name.or(self.host)),
+            Variable::SslServerName => push(out, self.server_name),
             Variable::Host => match self.host.or(self.server_name) {
-                Some(host) => {
-                    out.push_str(host);
-                    true
-                }
+                Some(host) => push(out, Some(host)),
                 None => write!(out, "{}", self.local.ip()).is_ok(),
             },
-            Variable::Scheme => {
-                out.push_str(if self.tls { "https" } else { "http" });
-                true
-            }
-            Variable::RequestUri => {
-                out.push_str(uri.path_and_query().map_or("/", |target| target.as_str()));
-                true
-            }
-            Variable::Uri => {
-                out.push_str(uri.path());
-                true
-            }
-            Variable::Args => {
-                out.push_str(uri.query().unwrap_or(""));
-                true
-            }
-            Variable::RequestMethod => {
-                out.push_str(self.parts.method.as_str());
-                true
-            }
-            Variable::ProxyAddXForwardedFor => {
-                for value in self.parts.headers.get_all("x-forwarded-for") {
-                    if let Ok(value) = value.to_str() {
-                        out.push_str(value);
-                        out.push_str(", ");
-                    }
+            Variable::Scheme => push(out, Some(if self.tls { "https" } else { "http" })),
+            Variable::RequestUri => push(
+                out,
+                Some(
+                    self.uri
+                        .path_and_query()
+                        .map_or("/", |target| target.as_str()),
+                ),
+            ),
+            Variable::Uri => push(out, Some(self.uri.path())),
+            Variable::Args => push(out, Some(self.uri.query().unwrap_or(""))),
+            Variable::IsArgs => push(out, Some(if self.uri.query().is_some() { "?" } else { "" })),
+            Variable::RequestMethod => push(out, Some(self.method.as_str())),
+            Variable::ProxyAddXForwardedFor => match self.forwarding {
+                Some(policy) => {
+                    policy.write_x_forwarded_for(self.headers, self.client.ip(), out);
+                    true
                 }
-                write!(out, "{}", self.client.ip()).is_ok()
-            }
+                None => {
+                    ForwardingPolicy::new().write_x_forwarded_for(
+                        self.headers,
+                        self.client.ip(),
+                        out,
+                    );
+                    true
+                }
+            },
             Variable::Header(name) => {
                 let mut values = self
-                    .parts
                     .headers
                     .get_all(name)
                     .iter()
-                    .filter_map(|v| v.to_str().ok());
+                    .filter_map(|value| value.to_str().ok());
                 let Some(first) = values.next() else {
                     return false;
                 };
@@ -85,6 +88,16 @@ impl Variables for RequestFacts<'_> {
                 }
                 true
             }
+            Variable::Capture(index) => push(
+                out,
+                self.captures
+                    .and_then(|captures| captures.get(usize::from(*index))),
+            ),
+            Variable::NamedCapture(name) => {
+                push(out, self.captures.and_then(|captures| captures.name(name)))
+            }
+            // The TLS identity variables arrive with client-certificate support; until then
+            // a listener has no verified identity to report.
             _ => false,
         }
     }
