@@ -142,6 +142,27 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A client certificate (`clientAuth`) with common name `name` and a P-256 key, signed
+    /// by this CA: what a device presents.
+    pub fn issue_client(&self, name: &str) -> Issued {
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).expect("empty client params are valid");
+        params.distinguished_name = common_name(name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyType::EcdsaP256.generate();
+        let cert = params
+            .signed_by(&key, &*self.issuer)
+            .expect("rcgen could not sign the client certificate");
+        let cert_pem = cert.pem();
+        Issued {
+            chain_pem: format!("{cert_pem}{}", self.pem()),
+            cert_pem,
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 /// A self-signed server certificate (`serverAuth`) for `names`, with a P-256 key; see
 /// [`TestCa::issue_server`] for how names are used.
 ///

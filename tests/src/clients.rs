@@ -44,6 +44,36 @@ pub fn tls_client_config(ca_pem: &str, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// Like [`tls_client_config`], presenting `client` (chain and key) when the server asks for
+/// a certificate.
+pub fn tls_client_config_with_certificate(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    client: &crate::certs::Issued,
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.expect("the CA PEM does not parse"))
+            .expect("the CA certificate is not a usable trust anchor");
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(client.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("the client chain does not parse");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes())
+        .expect("the client key does not parse");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("rustls accepts the client certificate and key");
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    Arc::new(config)
+}
+
 /// Connects to `addr` over TCP and completes a TLS handshake for `server_name` (sent as
 /// SNI unless it is an IP address, and checked against the certificate).
 ///

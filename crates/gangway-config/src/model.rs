@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use gangway_headers::{HeaderOps, Network, Template};
 use gangway_route::{HostMatch, MatchMode, PathMatch};
+use gangway_tls::{ClientCertPolicy, TlsVersions};
 
 /// The whole configuration of one gangway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,12 @@ pub struct Listener {
     pub address: SocketAddr,
     /// TLS termination; `None` serves plain HTTP.
     pub tls: Option<ListenerTls>,
+    /// Which TLS versions a TLS listener offers.
+    pub tls_versions: TlsVersions,
+    /// Whether a TLS listener asks for client certificates, and what it does with them.
+    pub client_certificates: ClientCertPolicy,
+    /// PEM bundle of the CAs that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
     /// A slow client that has not sent a whole request head within this time gets 408.
     pub header_read_timeout: Duration,
     /// Largest request head (request line plus headers) accepted; larger gets 431.

@@ -165,6 +165,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 keepalive_timeout: Duration::from_secs(5400),
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
+                tls_versions: gangway_tls::TlsVersions::Tls12And13,
+                client_certificates: gangway_tls::ClientCertPolicy::None,
+                client_ca: None,
                 headers: HeaderRules::default(),
                 forwarding: Forwarding::default(),
                 routes: vec![
@@ -214,6 +217,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
+                tls_versions: gangway_tls::TlsVersions::Tls12And13,
+                client_certificates: gangway_tls::ClientCertPolicy::None,
+                client_ca: None,
                 headers: HeaderRules::default(),
                 forwarding: Forwarding::default(),
                 routes: vec![Route {
@@ -406,6 +412,8 @@ max_header_size = "16KB"
 keepalive_timeout = "1m15s"
 match_mode = "nginx"
 merge_slashes = false
+tls_versions = ["1.2", "1.3"]
+client_certificates = "none"
 trusted_proxies = []
 forwarded_headers = []
 
@@ -461,6 +469,9 @@ fn to_toml_notes_a_certificate_held_in_memory() {
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             match_mode: MatchMode::Nginx,
             merge_slashes: false,
+            tls_versions: gangway_tls::TlsVersions::Tls12And13,
+            client_certificates: gangway_tls::ClientCertPolicy::None,
+            client_ca: None,
             headers: HeaderRules::default(),
             forwarding: Forwarding::default(),
             routes: vec![route(
@@ -621,7 +632,7 @@ fn unknown_key() {
         errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `header_read_timeout`, `max_header_size`, \
-         `keepalive_timeout`, `match_mode`, `merge_slashes`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
+         `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, `client_certificates`, `client_ca`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),

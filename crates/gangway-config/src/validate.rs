@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gangway_headers::Template;
 use gangway_route::{HostMatch, MatchMode, PathMatch, RouteExpr};
+use gangway_tls::{ClientCertPolicy, TlsVersions};
 use serde_spanned::Spanned;
 
 use crate::error::{Error, Errors, Location};
@@ -584,6 +585,87 @@ impl Checker<'_> {
             .merge_slashes
             .as_ref()
             .is_some_and(|merge| *merge.get_ref());
+        let tls_versions = match raw.tls_versions.as_ref() {
+            None => Some(TlsVersions::Tls12And13),
+            Some(versions) => {
+                let mut list: Vec<&str> = versions.get_ref().iter().map(String::as_str).collect();
+                list.sort_unstable();
+                list.dedup();
+                match list.as_slice() {
+                    ["1.2", "1.3"] => Some(TlsVersions::Tls12And13),
+                    ["1.3"] => Some(TlsVersions::Tls13Only),
+                    ["1.2"] => Some(TlsVersions::Tls12Only),
+                    _ => {
+                        self.invalid(
+                            &versions.span(),
+                            &format!("{key}.tls_versions"),
+                            format!("{:?}", versions.get_ref()),
+                            "is not a set of supported TLS versions".to_owned(),
+                            "[\"1.2\", \"1.3\"], [\"1.3\"] or [\"1.2\"]",
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let client_certificates = match raw.client_certificates.as_ref() {
+            None => Some(ClientCertPolicy::None),
+            Some(policy) => match policy.get_ref().parse::<ClientCertPolicy>() {
+                Ok(parsed) => Some(parsed),
+                Err(_) => {
+                    self.invalid(
+                        &policy.span(),
+                        &format!("{key}.client_certificates"),
+                        quote(policy.get_ref()),
+                        "is not a client-certificate policy".to_owned(),
+                        "\"none\", \"optional\", \"optional_reject\", \"optional_unverified\" or \"required\"",
+                    );
+                    None
+                }
+            },
+        };
+        let client_ca = match raw.client_ca.as_ref() {
+            None => Some(None),
+            Some(ca) => self.file(&format!("{key}.client_ca"), ca).map(Some),
+        };
+        if let (Some(policy), Some(None)) = (&client_certificates, &client_ca) {
+            if matches!(
+                policy,
+                ClientCertPolicy::Optional
+                    | ClientCertPolicy::OptionalReject
+                    | ClientCertPolicy::Required
+            ) {
+                if let Some(value) = &raw.client_certificates {
+                    self.invalid(
+                        &value.span(),
+                        &format!("{key}.client_certificates"),
+                        quote(value.get_ref()),
+                        "needs client_ca to verify certificates against".to_owned(),
+                        "client_ca = \"PEM file of the CAs that issue client certificates\"",
+                    );
+                }
+            }
+        }
+        if raw.certificate.is_none() {
+            for (field, span) in [
+                (
+                    "client_certificates",
+                    raw.client_certificates.as_ref().map(|v| v.span()),
+                ),
+                ("client_ca", raw.client_ca.as_ref().map(|v| v.span())),
+                ("tls_versions", raw.tls_versions.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(span) = span {
+                    self.invalid(
+                        &span,
+                        &format!("{key}.{field}"),
+                        field.to_owned(),
+                        "is set on a listener without TLS".to_owned(),
+                        "certificate and private_key on the listener first",
+                    );
+                }
+            }
+        }
         let headers = self.header_rules(
             key,
             raw.request_headers.as_ref(),
@@ -640,6 +722,9 @@ impl Checker<'_> {
             keepalive_timeout,
             match_mode: match_mode?,
             merge_slashes,
+            tls_versions: tls_versions?,
+            client_certificates: client_certificates?,
+            client_ca: client_ca?,
             headers: headers?,
             forwarding: forwarding?,
             routes: routes.into_iter().collect::<Option<Vec<_>>>()?,

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use gangway_route::{HostMatch, MatchMode};
+use gangway_tls::TlsVersions;
 
 use gangway_headers::HeaderOp;
 
@@ -125,6 +126,23 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
     };
     key(out, "match_mode", quote(mode));
     key(out, "merge_slashes", listener.merge_slashes.to_string());
+    // A certificate held in memory is not written, so neither are the keys that need one.
+    if matches!(listener.tls, Some(ListenerTls::Files { .. })) {
+        let versions = match listener.tls_versions {
+            TlsVersions::Tls13Only => "[\"1.3\"]",
+            TlsVersions::Tls12Only => "[\"1.2\"]",
+            _ => "[\"1.2\", \"1.3\"]",
+        };
+        key(out, "tls_versions", versions.to_owned());
+        key(
+            out,
+            "client_certificates",
+            quote(listener.client_certificates.as_str()),
+        );
+        if let Some(ca) = &listener.client_ca {
+            key(out, "client_ca", path(ca));
+        }
+    }
     let forwarding = &listener.forwarding;
     let trusted: Vec<String> = forwarding
         .trusted_proxies

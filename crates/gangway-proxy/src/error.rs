@@ -89,6 +89,8 @@ pub(crate) enum RequestError {
     BadTarget,
     #[error("request path refused: {0}")]
     BadPath(#[source] gangway_route::NormalizeError),
+    #[error("client certificate refused: {reason}")]
+    ClientCertificate { reason: String },
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
     #[error("WebSocket upgrade on a route that does not allow it")]
@@ -114,6 +116,7 @@ impl RequestError {
             | Self::ClientBodyTimeout { .. }
             | Self::BadTarget
             | Self::BadPath(_)
+            | Self::ClientCertificate { .. }
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
@@ -129,9 +132,11 @@ impl RequestError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::BadTarget | Self::BadPath(_) | Self::BadUpgrade(_) | Self::UpgradeNotAllowed => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadTarget
+            | Self::BadPath(_)
+            | Self::ClientCertificate { .. }
+            | Self::BadUpgrade(_)
+            | Self::UpgradeNotAllowed => StatusCode::BAD_REQUEST,
             Self::UpstreamConnect(_) | Self::UpstreamBadUpgrade => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamRequest(_) | Self::BadRedirectTarget => StatusCode::INTERNAL_SERVER_ERROR,

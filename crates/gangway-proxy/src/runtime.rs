@@ -10,7 +10,7 @@ use gangway_config::{
 use gangway_headers::Template;
 use gangway_headers::{CookieRewrite, ForwardingPolicy, HeaderOps, LocationRewrite};
 use gangway_route::{NormalizeOptions, PathMatch, RouteExpr, RouteTable, RouteTableBuilder};
-use gangway_tls::{ServerTls, UpstreamRoots, upstream_client_config};
+use gangway_tls::{UpstreamRoots, upstream_client_config};
 use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
 use http::HeaderName;
 use http::StatusCode;
@@ -92,7 +92,7 @@ pub(crate) struct ListenerRuntime {
     pub(crate) route_list: Vec<RouteRuntime>,
     /// The listener's response operations, for answers given before a route is known.
     pub(crate) response_ops: HeaderOps,
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) tls: Option<Arc<gangway_tls::ListenerTls>>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) max_header_bytes: usize,
@@ -228,27 +228,7 @@ pub(crate) fn build_listener(
         });
     }
     let tls = match &listener.tls {
-        Some(tls) => {
-            let context = format!("listener `{}`", listener.name);
-            let material = match tls {
-                ListenerTls::Files {
-                    certificate,
-                    private_key,
-                } => ServerTls::from_files(certificate, private_key),
-                ListenerTls::Pem {
-                    certificate_chain,
-                    private_key,
-                } => ServerTls::from_pem(certificate_chain, private_key),
-            }
-            .map_err(|source| Error::Tls {
-                context: context.clone(),
-                source,
-            })?;
-            let config = material
-                .server_config(provider.clone(), &[b"h2", b"http/1.1"])
-                .map_err(|source| Error::Tls { context, source })?;
-            Some(Arc::new(config))
-        }
+        Some(tls) => Some(Arc::new(listener_tls(listener, tls, provider)?)),
         None => None,
     };
     Ok(ListenerRuntime {
@@ -359,6 +339,52 @@ fn path_rewrite(path: &PathMatch, rewrite: Option<&Rewrite>) -> Option<PathRewri
             _ => None,
         },
     }
+}
+
+/// The listener's certificate, TLS versions and client-certificate policy.
+fn listener_tls(
+    listener: &Listener,
+    tls: &ListenerTls,
+    provider: &Arc<CryptoProvider>,
+) -> Result<gangway_tls::ListenerTls, Error> {
+    let context = format!("listener `{}`", listener.name);
+    let tls_error = |source| Error::Tls {
+        context: context.clone(),
+        source,
+    };
+    let source = match tls {
+        ListenerTls::Files {
+            certificate,
+            private_key,
+        } => gangway_tls::CertificateSource::Files {
+            chain: certificate.clone(),
+            key: private_key.clone(),
+        },
+        ListenerTls::Pem {
+            certificate_chain,
+            private_key,
+        } => gangway_tls::CertificateSource::Inline {
+            chain: certificate_chain.clone(),
+            key: private_key.clone(),
+        },
+    };
+    let store =
+        gangway_tls::CertificateStore::single(source, provider.clone()).map_err(tls_error)?;
+    let ca = listener
+        .client_ca
+        .clone()
+        .map(|ca| gangway_tls::ClientCa::new(gangway_tls::PemSource::File(ca)));
+    let client_auth =
+        gangway_tls::ClientAuth::new(listener.client_certificates, ca, provider.clone())
+            .map_err(tls_error)?;
+    gangway_tls::ListenerTls::new(
+        Arc::new(store),
+        Arc::new(client_auth),
+        listener.tls_versions,
+        &[b"h2", b"http/1.1"],
+        provider.clone(),
+    )
+    .map_err(tls_error)
 }
 
 /// Builds every upstream and listener of `config`.

@@ -198,13 +198,13 @@ async fn handle_connection(
     // Small writes (response heads, WebSocket frames) go out at once.
     let _ = stream.set_nodelay(true);
     let state = Arc::new(ConnState::default());
-    match runtime.tls.clone().map(TlsAcceptor::from) {
+    match runtime.tls.clone() {
         None => {
             let conn = Arc::new(Connection {
                 listener: runtime.clone(),
                 client,
                 local,
-                tls: false,
+                tls: None,
                 server_name: None,
                 state: state.clone(),
                 tunnels,
@@ -218,7 +218,8 @@ async fn handle_connection(
             );
             serve_http(io, conn, &runtime, watcher).await;
         }
-        Some(acceptor) => {
+        Some(listener_tls) => {
+            let acceptor = TlsAcceptor::from(listener_tls.server_config());
             let handshake =
                 tokio::time::timeout(runtime.header_read_timeout, acceptor.accept(stream)).await;
             let tls_stream = match handshake {
@@ -232,14 +233,18 @@ async fn handle_connection(
                     return;
                 }
             };
-            let (_, session) = tls_stream.get_ref();
+            let session = listener_tls.session(tls_stream.get_ref().1);
             let server_name = session.server_name().map(str::to_owned);
-            let http2 = session.alpn_protocol() == Some(b"h2");
+            let http2 = session.alpn() == Some(b"h2");
+            if let gangway_tls::VerifyStatus::Failed(reason) = session.identity().status() {
+                // Forwarded or refused per the policy; either way the reason is logged.
+                tracing::info!(%client, listener = %runtime.name, "client certificate not verified: {reason}");
+            }
             let conn = Arc::new(Connection {
                 listener: runtime.clone(),
                 client,
                 local,
-                tls: true,
+                tls: Some(session),
                 server_name,
                 state: state.clone(),
                 tunnels,

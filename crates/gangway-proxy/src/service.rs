@@ -26,7 +26,8 @@ pub(crate) struct Connection {
     pub(crate) listener: Arc<ListenerRuntime>,
     pub(crate) client: SocketAddr,
     pub(crate) local: SocketAddr,
-    pub(crate) tls: bool,
+    /// The TLS session of a TLS listener's connection, with the client's identity.
+    pub(crate) tls: Option<gangway_tls::TlsSession>,
     pub(crate) server_name: Option<String>,
     pub(crate) state: Arc<ConnState>,
     pub(crate) tunnels: Tracker,
@@ -49,7 +50,7 @@ impl Connection {
             headers,
             client: self.client,
             local: self.local,
-            tls: self.tls,
+            tls: self.tls.as_ref(),
             server_name: self.server_name.as_deref(),
             host,
             captures,
@@ -183,6 +184,16 @@ async fn dispatch(
         && request.method() != http::Method::OPTIONS
     {
         return Err(RequestError::BadTarget);
+    }
+    // nginx `ssl_verify_client optional`: an invalid certificate gets 400 (its 495).
+    if let Some(tls) = conn
+        .tls
+        .as_ref()
+        .filter(|tls| tls.identity().rejects_request())
+    {
+        return Err(RequestError::ClientCertificate {
+            reason: tls.identity().status().to_string(),
+        });
     }
     let target = request
         .uri()
@@ -331,7 +342,7 @@ async fn proxy(
         }
     }
     strip_hop_by_hop_keep_upgrade(&mut parts.headers, websocket.is_some());
-    let proto = if conn.tls {
+    let proto = if conn.tls.is_some() {
         ForwardedProto::Https
     } else {
         ForwardedProto::Http

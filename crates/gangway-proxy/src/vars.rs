@@ -15,7 +15,7 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) headers: &'a HeaderMap,
     pub(crate) client: SocketAddr,
     pub(crate) local: SocketAddr,
-    pub(crate) tls: bool,
+    pub(crate) tls: Option<&'a gangway_tls::TlsSession>,
     pub(crate) server_name: Option<&'a str>,
     pub(crate) host: Option<&'a str>,
     pub(crate) captures: Option<&'a Captures<'a>>,
@@ -32,6 +32,14 @@ fn push(out: &mut String, value: Option<&str>) -> bool {
     }
 }
 
+impl RequestFacts<'_> {
+    /// The client certificate the identity variables describe: only one that verified, or
+    /// one passed on unverified under `optional_unverified`.
+    fn client(&self) -> Option<&gangway_tls::PeerCertificate> {
+        self.tls.and_then(|tls| tls.identity().forwarded())
+    }
+}
+
 impl Variables for RequestFacts<'_> {
     fn write(&self, variable: &Variable, out: &mut String) -> bool {
         match variable {
@@ -45,7 +53,28 @@ impl Variables for RequestFacts<'_> {
                 Some(host) => push(out, Some(host)),
                 None => write!(out, "{}", self.local.ip()).is_ok(),
             },
-            Variable::Scheme => push(out, Some(if self.tls { "https" } else { "http" })),
+            Variable::Scheme => push(out, Some(if self.tls.is_some() { "https" } else { "http" })),
+            Variable::SslProtocol => push(
+                out,
+                self.tls
+                    .and_then(|tls| tls.version())
+                    .map(|version| version.as_str()),
+            ),
+            Variable::SslClientVerify => match self.tls {
+                Some(tls) => write!(out, "{}", tls.identity().status()).is_ok(),
+                None => false,
+            },
+            Variable::SslClientEscapedCert => {
+                push(out, self.client().map(|cert| cert.escaped_pem()))
+            }
+            Variable::SslClientCert => push(out, self.client().map(|cert| cert.pem())),
+            Variable::SslClientSDn => push(out, self.client().map(|cert| cert.subject_dn())),
+            Variable::SslClientIDn => push(out, self.client().map(|cert| cert.issuer_dn())),
+            Variable::SslClientSerial => push(out, self.client().map(|cert| cert.serial())),
+            Variable::SslClientFingerprint => match self.client() {
+                Some(cert) => write!(out, "{}", cert.sha256_fingerprint()).is_ok(),
+                None => false,
+            },
             Variable::RequestUri => push(
                 out,
                 Some(
@@ -96,8 +125,6 @@ impl Variables for RequestFacts<'_> {
             Variable::NamedCapture(name) => {
                 push(out, self.captures.and_then(|captures| captures.name(name)))
             }
-            // The TLS identity variables arrive with client-certificate support; until then
-            // a listener has no verified identity to report.
             _ => false,
         }
     }
