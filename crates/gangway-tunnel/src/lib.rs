@@ -33,10 +33,17 @@
 
 mod error;
 mod handshake;
+mod relay;
 mod splice;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 pub use error::Error;
 pub use handshake::{WebSocketKey, accepts_key, is_upgrade_request, validate_upgrade_request};
+pub use relay::{
+    Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,
+    RelayReport, RelayRole, SESSION_ID_MAX_LEN, SESSION_ID_MIN_LEN,
+};
 pub use splice::{SpliceEnd, SpliceReport, splice};
+pub use ticket::{pick_relay_instance, sign_ticket};
