@@ -33,6 +33,7 @@
 
 mod error;
 mod handshake;
+mod probe;
 mod relay;
 mod splice;
 #[cfg(test)]
@@ -41,6 +42,7 @@ mod ticket;
 
 pub use error::Error;
 pub use handshake::{WebSocketKey, accepts_key, is_upgrade_request, validate_upgrade_request};
+pub use probe::{ProbeError, ProbeOptions, ProbeReport, ProbeStep, ProbeTimings, probe};
 pub use relay::{
     Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,
     RelayReport, RelayRole, SESSION_ID_MAX_LEN, SESSION_ID_MIN_LEN,

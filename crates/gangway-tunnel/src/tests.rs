@@ -584,3 +584,195 @@ fn sessions_are_pinned_to_one_instance_and_spread_over_all() {
     assert!(hits.iter().all(|&count| count > 60), "{hits:?}");
     assert_eq!(pick_relay_instance::<&str>("x", &[]), None);
 }
+
+// ---- probe ----
+
+mod echo_support {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use futures_util::{SinkExt, StreamExt};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncRead, AsyncWrite};
+    use tokio::net::TcpListener;
+    use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+    /// A certificate for `localhost` and its key, as PEM.
+    pub(super) fn localhost_cert() -> (String, String) {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        (certified.cert.pem(), certified.signing_key.serialize_pem())
+    }
+
+    /// A WebSocket echo server on `/echo` (any other path is answered 404), over TLS when
+    /// a certificate is given.
+    pub(super) async fn start(tls: Option<(String, String)>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tls.map(|(cert, key)| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap();
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(tcp).await {
+                                echo(tls).await;
+                            }
+                        }
+                        None => echo(tcp).await,
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    // The signature tungstenite's `Callback` asks for.
+    #[allow(clippy::result_large_err)]
+    fn only_echo(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+        if request.uri().path() == "/echo" {
+            Ok(response)
+        } else {
+            let mut refused = ErrorResponse::new(Some("not here".to_owned()));
+            *refused.status_mut() = http::StatusCode::NOT_FOUND;
+            Err(refused)
+        }
+    }
+
+    async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
+        let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, only_echo).await else {
+            return;
+        };
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() || message.is_binary() {
+                let _ = ws.send(message).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn probe_reports_each_step_against_a_plain_echo_server() {
+    let addr = echo_support::start(None).await;
+    let url = format!("ws://{addr}/echo");
+    let report = probe(&url, &ProbeOptions::default()).await.unwrap();
+    assert_eq!(report.peer, addr);
+    assert_eq!(report.response, "gangway probe");
+    assert_eq!(report.timings.tls, None);
+    assert_eq!(report.close_code, Some(1000));
+    let lines = report.lines();
+    assert_eq!(lines.len(), 4);
+    assert!(
+        lines[0].starts_with(&format!("CONNECTED {url} ({addr}): dns ")),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "SENT 13 bytes: \"gangway probe\"");
+    assert!(lines[2].starts_with("RESPONSE 13 bytes in "), "{lines:?}");
+    assert_eq!(lines[3], "DISCONNECTED close code 1000");
+}
+
+#[tokio::test]
+async fn probe_over_tls_trusts_the_given_ca_only() {
+    let (cert, key) = echo_support::localhost_cert();
+    let addr = echo_support::start(Some((cert.clone(), key))).await;
+    let url = format!("wss://localhost:{}/echo", addr.port());
+    let options = ProbeOptions {
+        ca: Some(cert),
+        message: "über".to_owned(),
+        ..ProbeOptions::default()
+    };
+    let report = probe(&url, &options).await.unwrap();
+    assert_eq!(report.response, "über");
+    assert!(report.timings.tls.is_some());
+    assert!(report.lines()[0].contains(", tls "));
+
+    let (other_ca, _) = echo_support::localhost_cert();
+    let wrong_ca = ProbeOptions {
+        ca: Some(other_ca),
+        ..ProbeOptions::default()
+    };
+    let error = probe(&url, &wrong_ca).await.unwrap_err();
+    assert!(matches!(error, ProbeError::Tls { .. }), "{error:?}");
+    assert_eq!(error.step(), ProbeStep::Tls);
+
+    let no_ca = probe(&url, &ProbeOptions::default()).await.unwrap_err();
+    assert_eq!(no_ca.step(), ProbeStep::Tls);
+    let insecure = ProbeOptions {
+        insecure: true,
+        ..ProbeOptions::default()
+    };
+    assert!(probe(&url, &insecure).await.is_ok());
+}
+
+#[tokio::test]
+async fn probe_names_the_failing_step() {
+    let addr = echo_support::start(None).await;
+    let error = probe(&format!("ws://{addr}/missing"), &ProbeOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ProbeError::HttpStatus(404)), "{error:?}");
+    assert_eq!(error.step(), ProbeStep::Handshake);
+
+    // A port nobody listens on: bind one, note it, close it.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let error = probe(
+        &format!("ws://127.0.0.1:{port}/echo"),
+        &ProbeOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ProbeError::Tcp { .. }), "{error:?}");
+    assert_eq!(error.step(), ProbeStep::Tcp);
+
+    let error = probe("http://example.com/", &ProbeOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.step(), ProbeStep::Url);
+    let error = probe("ws://name.invalid/echo", &ProbeOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.step(), ProbeStep::Dns | ProbeStep::Tcp),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn probe_step_timeout_names_the_step() {
+    // Accepts TCP but never answers the upgrade.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let options = ProbeOptions {
+        timeout: Duration::from_millis(200),
+        ..ProbeOptions::default()
+    };
+    let error = probe(&format!("ws://{addr}/echo"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProbeError::Timeout {
+                step: ProbeStep::Handshake
+            }
+        ),
+        "{error:?}"
+    );
+    drop(silent);
+}
