@@ -31,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bridge;
 mod error;
 mod handshake;
 mod probe;
@@ -40,6 +41,10 @@ mod splice;
 mod tests;
 mod ticket;
 
+pub use bridge::{
+    BridgeReport, BridgeTarget, bridge_tcp_to_ws, bridge_ws_to_tcp, carry_tcp_over_ws,
+    carry_ws_to_tcp,
+};
 pub use error::Error;
 pub use handshake::{WebSocketKey, accepts_key, is_upgrade_request, validate_upgrade_request};
 pub use probe::{ProbeError, ProbeOptions, ProbeReport, ProbeStep, ProbeTimings, probe};

@@ -776,3 +776,72 @@ async fn probe_step_timeout_names_the_step() {
     );
     drop(silent);
 }
+
+// ---- bridge ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_reaches_a_tcp_service_through_both_bridges_with_bytes_intact() {
+    use tokio::net::{TcpListener, TcpStream};
+    // The TCP service: echoes every byte.
+    let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service_addr = service.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = service.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut read, mut write) = tcp.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    // WebSocket -> TCP, in front of the service.
+    let ws_side = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws_side.local_addr().unwrap();
+    tokio::spawn(bridge_ws_to_tcp(ws_side, service_addr));
+    // TCP -> WebSocket, where the client connects; pings every 50 ms while idle.
+    let tcp_side = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = tcp_side.local_addr().unwrap();
+    let target = BridgeTarget {
+        ping_interval: Some(Duration::from_millis(50)),
+        ..BridgeTarget::new(format!("ws://{ws_addr}/tunnel"))
+    };
+    tokio::spawn(bridge_tcp_to_ws(tcp_side, target));
+
+    let clients = (0..3u64).map(|n| async move {
+        let data = pseudo_random(n + 10, 2 * 1024 * 1024);
+        let mut tcp = TcpStream::connect(tcp_addr).await.unwrap();
+        let (mut read, mut write) = tcp.split();
+        let mut back = Vec::new();
+        let sending = async {
+            write.write_all(&data[..1024]).await.unwrap();
+            // Idle long enough for pings to flow; the tunnel stays up.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            write.write_all(&data[1024..]).await.unwrap();
+        };
+        let receiving = async {
+            let mut buffer = vec![0u8; 64 * 1024];
+            while back.len() < data.len() {
+                let read = read.read(&mut buffer).await.unwrap();
+                assert_ne!(read, 0, "tunnel ended early");
+                back.extend_from_slice(&buffer[..read]);
+            }
+        };
+        tokio::join!(sending, receiving);
+        assert!(back == data, "client {n}: bytes differ");
+    });
+    futures_util::future::join_all(clients).await;
+}
+
+#[tokio::test]
+async fn ws_to_tcp_bridge_refuses_the_handshake_when_the_service_is_down() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let ws_side = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws_side.local_addr().unwrap();
+    tokio::spawn(bridge_ws_to_tcp(ws_side, down));
+    let error = probe(&format!("ws://{ws_addr}/"), &ProbeOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.step(), ProbeStep::Handshake, "{error:?}");
+}
