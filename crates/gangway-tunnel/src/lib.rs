@@ -12,7 +12,22 @@
 //!   parsing frames or holding data back, passes a half-close on, and ends both sides when
 //!   no byte has moved in either direction for the idle timeout.
 //!
-//! It is not for speaking WebSocket frames: the proxy never looks inside the tunnel.
+//! A proxied tunnel never looks inside the frames. The other three parts do speak
+//! WebSocket (through `tokio-tungstenite`):
+//!
+//! - [`Relay`] is the rendezvous for secure shadowing: a device and a viewer each open a
+//!   WebSocket to `<prefix>/<session-id>?role=device|viewer[&ticket=...]`;
+//!   [`Relay::admit`] (or [`Relay::admit_uri`]) decides before the upgrade is answered
+//!   (a [`RelayError`] carries the 400/403/404/409 status), and [`Admission::run`] waits
+//!   for the partner and relays messages, passing the close code on. Tickets are made
+//!   with [`sign_ticket`]; [`pick_relay_instance`] pins a session to one of several
+//!   instances;
+//! - [`probe`] checks a `ws://` or `wss://` endpoint step by step (DNS, TCP, TLS, upgrade,
+//!   echo) and names the step that failed ([`ProbeError::step`]);
+//! - [`bridge_tcp_to_ws`] and [`bridge_ws_to_tcp`] carry TCP connections over WebSockets,
+//!   so that a VNC viewer speaking TCP reaches a device through the relay.
+//!
+//! The protocol is described in `docs/tunnels.md`.
 //!
 //! ```
 //! use gangway_tunnel::{accepts_key, validate_upgrade_request};
@@ -28,15 +43,40 @@
 //! let mut response = http::HeaderMap::new();
 //! response.insert("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".parse()?);
 //! assert!(accepts_key(&response, &key));
+//!
+//! // The relay answers before the upgrade: a second device for one session is refused.
+//! use gangway_tunnel::{Relay, RelayConfig, RelayRole};
+//! let relay = Relay::new(RelayConfig::default());
+//! let now = std::time::SystemTime::now();
+//! let session = "k3Jd9_aQ-Zx81mNpLr4TbW";
+//! let device = relay.admit(session, RelayRole::Device, None, true, now)?;
+//! let again = relay.admit(session, RelayRole::Device, None, true, now);
+//! assert_eq!(again.map(|_| ()).unwrap_err().status(), http::StatusCode::CONFLICT);
+//! // `device.run(upgraded_io).await` would now wait for the viewer.
+//! # drop(device);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bridge;
 mod error;
 mod handshake;
+mod probe;
+mod relay;
 mod splice;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
+pub use bridge::{
+    BridgeReport, BridgeTarget, bridge_tcp_to_ws, bridge_ws_to_tcp, carry_tcp_over_ws,
+    carry_ws_to_tcp,
+};
 pub use error::Error;
 pub use handshake::{WebSocketKey, accepts_key, is_upgrade_request, validate_upgrade_request};
+pub use probe::{ProbeError, ProbeOptions, ProbeReport, ProbeStep, ProbeTimings, probe};
+pub use relay::{
+    Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,
+    RelayReport, RelayRole, SESSION_ID_MAX_LEN, SESSION_ID_MIN_LEN,
+};
 pub use splice::{SpliceEnd, SpliceReport, splice};
+pub use ticket::{pick_relay_instance, sign_ticket};
