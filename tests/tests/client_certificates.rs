@@ -98,6 +98,23 @@ async fn optional_forwards_every_device_and_the_certificate_only_when_it_verifie
 
     let seen = gateway.origin.requests();
     assert_eq!(seen.len(), 3);
+    // The IGEL guide's nginx sends Host, X-Real-IP, X-Forwarded-For, X-Forwarded-Proto and
+    // X-SSL-CERT (this test adds X-Client-Verify to see the verify status).
+    let mut names: Vec<&str> = seen[0].headers.keys().map(|name| name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "host",
+            "x-client-verify",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-real-ip",
+            "x-ssl-cert"
+        ]
+    );
+    assert_eq!(seen[0].headers["x-forwarded-proto"], "https");
+    assert_eq!(seen[0].headers["host"], "ums.example.com");
     assert_eq!(
         seen[0].headers["x-ssl-cert"],
         nginx_escaped(&valid.cert_pem).as_str()
