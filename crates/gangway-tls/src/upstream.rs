@@ -166,8 +166,8 @@ impl UpstreamTls {
                 }
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                        pins: pins.clone(),
+                    .with_custom_certificate_verifier(Arc::new(WithoutChain {
+                        pins: Some(pins.clone()),
                         provider,
                     }))
             }
@@ -180,7 +180,10 @@ impl UpstreamTls {
                 );
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
+                    .with_custom_certificate_verifier(Arc::new(WithoutChain {
+                        pins: None,
+                        provider,
+                    }))
             }
         };
         let mut config = match &self.client_certificate {
@@ -237,14 +240,17 @@ fn system_roots() -> Result<RootCertStore, Error> {
     Ok(store)
 }
 
-/// Accepts the pinned end-entity certificates only.
+/// A verifier that builds no chain: with `pins`, it accepts only the pinned end-entity
+/// certificates (a device's self-signed one); without, any certificate
+/// (`insecure_skip_verify`). Either way the handshake signatures are checked, so the peer
+/// must hold the key of the certificate it shows.
 #[derive(Debug)]
-struct PinnedVerifier {
-    pins: Vec<Sha256Fingerprint>,
+struct WithoutChain {
+    pins: Option<Vec<Sha256Fingerprint>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for WithoutChain {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -253,8 +259,11 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pins) = &self.pins else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let fingerprint = Sha256Fingerprint::of(end_entity.as_ref());
-        if self.pins.contains(&fingerprint) {
+        if pins.contains(&fingerprint) {
             Ok(ServerCertVerified::assertion())
         } else {
             tracing::warn!(sha256 = %fingerprint, "upstream certificate is not pinned; refusing it");
@@ -262,59 +271,6 @@ impl ServerCertVerifier for PinnedVerifier {
                 CertificateError::ApplicationVerificationFailure,
             ))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: any certificate; handshake signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
