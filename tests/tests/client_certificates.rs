@@ -210,3 +210,94 @@ async fn a_tls_1_3_only_listener_refuses_a_tls_1_2_client() {
         "a TLS 1.2 client completed a handshake with a 1.3-only listener"
     );
 }
+
+/// A client config offering only `version`.
+fn client_with_version(
+    ca_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
+}
+
+#[tokio::test]
+async fn one_listener_serves_tls_1_2_web_paths_and_tls_1_3_only_device_paths() {
+    let origin = RecordingOrigin::start().await;
+    let ca = TestCa::new("server CA");
+    let dir = TempDir::new("min-tls");
+    let (cert, key) = write_pem_files(dir.path(), &ca.issue_server(&["ums.example.com"]));
+    let toml = format!(
+        r#"
+[[upstream]]
+name = "ums"
+peers = ["http://{origin}"]
+
+[[listener]]
+address = "127.0.0.1:0"
+certificate = {cert:?}
+private_key = {key:?}
+
+[[listener.route]]
+path = "/wums-app/"
+proxy = "ums"
+
+[[listener.route]]
+path = "/device-connector/"
+proxy = "ums"
+min_tls_version = "1.3"
+"#,
+        origin = origin.addr()
+    );
+    let proxy = Proxy::start_in(dir, &toml).await;
+    let get = |path: &'static str| {
+        http::Request::get(path)
+            .header("host", "ums.example.com")
+            .body(Full::<bytes::Bytes>::default())
+            .unwrap()
+    };
+    let tls12 = client_with_version(&ca.pem(), &rustls::version::TLS12);
+    let tls13 = client_with_version(&ca.pem(), &rustls::version::TLS13);
+
+    let stream = tls_connect(proxy.addr(), "ums.example.com", tls12.clone()).await;
+    assert_eq!(
+        http1_request(stream, get("/wums-app/index.html"))
+            .await
+            .status(),
+        200
+    );
+    let stream = tls_connect(proxy.addr(), "ums.example.com", tls12).await;
+    assert_eq!(
+        http1_request(stream, get("/device-connector/device/info"))
+            .await
+            .status(),
+        421
+    );
+    let stream = tls_connect(proxy.addr(), "ums.example.com", tls13).await;
+    assert_eq!(
+        http1_request(stream, get("/device-connector/device/info"))
+            .await
+            .status(),
+        200
+    );
+
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/wums-app/index.html", "/device-connector/device/info"]
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gangway_headers::{HeaderOps, Network, Template};
 use gangway_route::{HostMatch, MatchMode, PathMatch};
-use gangway_tls::{ClientCertPolicy, TlsVersions};
+use gangway_tls::{ClientCertPolicy, TlsVersion, TlsVersions};
 
 /// The whole configuration of one gangway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,9 @@ pub struct Route {
     pub websocket: bool,
     /// A WebSocket tunnel with no byte in either direction for this long is closed.
     pub websocket_idle_timeout: Duration,
+    /// The lowest TLS version this route serves on a TLS listener; a request that arrived
+    /// over an older one gets 421. `None` serves whatever the listener negotiated.
+    pub min_tls_version: Option<TlsVersion>,
     /// Header operations of this route, merged over the listener's.
     pub headers: HeaderRules,
     /// How `Location`, `Content-Location` and `Refresh` from the upstream are rewritten.

@@ -84,6 +84,7 @@ pub(crate) struct RawRoute {
     pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
     pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
     pub(crate) location_rewrite: Option<Spanned<RawLocationRewrite>>,
+    pub(crate) min_tls_version: Option<Spanned<String>>,
     pub(crate) cookie_domain: Option<Spanned<Vec<(String, String)>>>,
     pub(crate) cookie_path: Option<Spanned<Vec<(String, String)>>>,
 }

@@ -137,6 +137,7 @@ fn route(path: &str, action: Action) -> Route {
         body_idle_timeout: defaults::BODY_IDLE_TIMEOUT,
         websocket: false,
         websocket_idle_timeout: defaults::WEBSOCKET_IDLE_TIMEOUT,
+        min_tls_version: None,
         headers: HeaderRules::default(),
         location_rewrite: LocationRewriting::Off,
         cookie_domain: Vec::new(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gangway_headers::Template;
 use gangway_route::{HostMatch, MatchMode, PathMatch, RouteExpr};
-use gangway_tls::{ClientCertPolicy, TlsVersions};
+use gangway_tls::{ClientCertPolicy, TlsVersion, TlsVersions};
 use serde_spanned::Spanned;
 
 use crate::error::{Error, Errors, Location};
@@ -842,6 +842,23 @@ impl Checker<'_> {
             &Level::Route(expr.as_ref()),
         );
         let location_rewrite = self.location_rewrite(key, raw.location_rewrite.as_ref());
+        let min_tls_version = match raw.min_tls_version.as_ref() {
+            None => Some(None),
+            Some(version) => match version.get_ref().as_str() {
+                "1.2" => Some(Some(TlsVersion::Tls12)),
+                "1.3" => Some(Some(TlsVersion::Tls13)),
+                other => {
+                    self.invalid(
+                        &version.span(),
+                        &format!("{key}.min_tls_version"),
+                        quote(other),
+                        "is not a TLS version".to_owned(),
+                        "\"1.2\" or \"1.3\"",
+                    );
+                    None
+                }
+            },
+        };
         let cookie_domain =
             self.cookie_pairs(&format!("{key}.cookie_domain"), raw.cookie_domain.as_ref());
         let cookie_path =
@@ -888,6 +905,7 @@ impl Checker<'_> {
             body_idle_timeout,
             websocket,
             websocket_idle_timeout,
+            min_tls_version: min_tls_version?,
             headers: headers?,
             location_rewrite: location_rewrite?,
             cookie_domain: cookie_domain?,

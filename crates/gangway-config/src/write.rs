@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use gangway_route::{HostMatch, MatchMode};
-use gangway_tls::TlsVersions;
+use gangway_tls::{TlsVersion, TlsVersions};
 
 use gangway_headers::HeaderOp;
 
@@ -231,6 +231,11 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
         "websocket_idle_timeout",
         duration_to_toml(route.websocket_idle_timeout),
     );
+    match route.min_tls_version {
+        Some(TlsVersion::Tls13) => key(out, "min_tls_version", quote("1.3")),
+        Some(TlsVersion::Tls12) => key(out, "min_tls_version", quote("1.2")),
+        _ => {}
+    }
     write_header_rules(out, &route.headers);
 }
 

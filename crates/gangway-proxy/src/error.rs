@@ -91,6 +91,11 @@ pub(crate) enum RequestError {
     BadPath(#[source] gangway_route::NormalizeError),
     #[error("client certificate refused: {reason}")]
     ClientCertificate { reason: String },
+    #[error("route needs TLS {required} or newer; the connection uses {used}")]
+    TlsVersionTooOld {
+        required: &'static str,
+        used: &'static str,
+    },
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
     #[error("WebSocket upgrade on a route that does not allow it")]
@@ -117,6 +122,7 @@ impl RequestError {
             | Self::BadTarget
             | Self::BadPath(_)
             | Self::ClientCertificate { .. }
+            | Self::TlsVersionTooOld { .. }
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
@@ -130,6 +136,8 @@ impl RequestError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
+            // As for a Host that names another server: the client may retry elsewhere.
+            Self::TlsVersionTooOld { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BadTarget

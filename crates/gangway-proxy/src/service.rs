@@ -214,6 +214,15 @@ async fn dispatch(
     let route = &listener.route_list[*matched.value()];
     *route_index = Some(*matched.value());
     record.route = Some(route.name.clone());
+    if let Some(required) = route.min_tls_version {
+        let used = conn.tls.as_ref().and_then(|tls| tls.version());
+        if used.is_none_or(|used| used < required) {
+            return Err(RequestError::TlsVersionTooOld {
+                required: required.as_str(),
+                used: used.map_or("no TLS", |used| used.as_str()),
+            });
+        }
+    }
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
         RouteAction::Redirect { status, target } => {
