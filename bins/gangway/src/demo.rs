@@ -39,31 +39,11 @@ pub(crate) fn config(
     } else {
         format!(":{https_port}")
     };
-    let toml = format!(
-        r#"
-        [server]
-        drain_timeout = "5s"
-
-        [[upstream]]
-        name = "echo"
-        peers = ["http://{origin}"]
-
-        [[listener]]
-        name = "http"
-        address = "{http}"
-        [[listener.route]]
-        path = "/"
-        redirect = "301 https://$host{port}$request_uri"
-
-        [[listener]]
-        name = "https"
-        address = "{https}"
-        [[listener.route]]
-        path = "/"
-        proxy = "echo"
-        websocket = true
-        "#
-    );
+    let toml = include_str!("demo.toml")
+        .replace("ORIGIN", &origin.to_string())
+        .replace("HTTP_ADDRESS", &http.to_string())
+        .replace("HTTPS_ADDRESS", &https.to_string())
+        .replace("HTTPS_PORT", &port);
     let mut config = gangway_config::parse(&toml, Path::new("<demo>"))?;
     let names = vec![
         "localhost".to_owned(),
@@ -96,7 +76,8 @@ pub(crate) fn print_instructions(bound: &[SocketAddr]) {
          \x20 curl -k https://localhost:{port}/hello\n\
          \x20 curl -k -d 'some body' https://localhost:{port}/post\n\
          \x20 curl -i http://localhost:{http_port}/hello\n\
-         \x20 websocat -k wss://localhost:{port}/ws   (any WebSocket client; messages are echoed)\n\n\
+         \x20 websocat -k wss://localhost:{port}/ws   (any WebSocket client; messages are echoed)\n\
+         \x20 gangway probe --insecure wss://localhost:{port}/ws   (checks the WebSocket path)\n\n\
          Stop with Ctrl-C."
     );
 }

@@ -5,6 +5,7 @@
 //! proxy in front of a built-in echo origin with no files at all.
 
 mod demo;
+mod probe;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use gangway_config::Config;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +36,8 @@ enum Command {
     PrintConfig(ConfigFile),
     /// Start a TLS proxy in front of a built-in echo origin, with a generated certificate.
     Demo(demo::DemoArgs),
+    /// Check a WebSocket path end to end: connect, send, expect the echo.
+    Probe(probe::ProbeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,10 +50,7 @@ struct ConfigFile {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Run(file) => with_config(&file.config, |config| block_on(serve(config, None))),
+        Command::Probe(args) => block_on(probe::run(args)),
         Command::Demo(args) => block_on(async move {
             let origin = match gangway_echo::EchoOrigin::bind(([127, 0, 0, 1], 0).into()).await {
                 Ok(origin) => origin,
@@ -84,7 +86,7 @@ fn with_config(path: &Path, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
     }
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     eprintln!("{message}");
     ExitCode::FAILURE
 }
@@ -105,7 +107,7 @@ async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCo
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
         Ok(server) => server,
-        Err(error) => return fail(&error_chain(&error)),
+        Err(error) => return fail(&error.report()),
     };
     let _echo = demo.map(|origin| {
         demo::print_instructions(server.local_addrs());
@@ -113,16 +115,4 @@ async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCo
     });
     server.run(gangway_proxy::shutdown_signal()).await;
     ExitCode::SUCCESS
-}
-
-/// An error and its causes on one line: `listener "a": cannot bind ...: address in use`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -212,3 +212,96 @@ fn check_reports_every_error_with_file_line_and_column() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "ok\n");
 }
+
+/// Runs `gangway probe ARGS` and returns (success, stdout, stderr).
+fn probe(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BINARY)
+        .arg("probe")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.success(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[tokio::test]
+async fn probe_succeeds_against_the_demo_and_names_the_failing_step() {
+    let mut demo = Running(
+        Command::new(BINARY)
+            .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let https_line = line_starting_with(&mut demo.0, "HTTPS");
+    let https: SocketAddr = https_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws", https.port());
+
+    let (ok, stdout, stderr) = probe(&["--insecure", &url]);
+    assert!(ok, "{stdout}{stderr}");
+    let steps: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        steps,
+        ["CONNECTED", "SENT", "RESPONSE", "DISCONNECTED"],
+        "{stdout}"
+    );
+
+    // The demo's certificate is self-signed: without --insecure or its CA, TLS fails.
+    let (ok, _, stderr) = probe(&["--timeout", "5", &url]);
+    assert!(!ok);
+    assert!(stderr.starts_with("FAILED at tls:"), "{stderr}");
+
+    let refused = gangway_e2e::origins::refused_addr();
+    let (ok, _, stderr) = probe(&["--timeout", "5", &format!("ws://{refused}/ws")]);
+    assert!(!ok);
+    assert!(stderr.starts_with("FAILED at tcp:"), "{stderr}");
+
+    // A path the proxy has no route for.
+    let dir = TempDir::new("probe-404");
+    let config = dir.path().join("gangway.toml");
+    let listen = gangway_e2e::origins::refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"= /health\"\n\
+             respond = {{ status = 200, body = \"ok\" }}\n"
+        ),
+    )
+    .unwrap();
+    let _server = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(listen).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "gangway run did not start listening"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, _, stderr) = probe(&["--timeout", "5", &format!("ws://{listen}/ws")]);
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("FAILED at handshake: upgrade answered with HTTP status 404"),
+        "{stderr}"
+    );
+}

@@ -64,6 +64,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error and its causes on one line, for a person reading a terminal:
+    /// `listener "a": cannot bind 0.0.0.0:443: Address already in use`.
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
 /// Which party a request error is the fault of: it decides the status class and the log
 /// level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

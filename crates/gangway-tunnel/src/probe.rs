@@ -53,6 +53,27 @@ impl Default for ProbeOptions {
     }
 }
 
+impl ProbeOptions {
+    /// The defaults, with the trusted CAs and the client certificate read from PEM files.
+    /// A file that cannot be read is an error naming it.
+    pub fn from_files(
+        ca: Option<&std::path::Path>,
+        client_cert: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+        };
+        Ok(Self {
+            ca: ca.map(read).transpose()?,
+            client_cert: match client_cert {
+                Some((chain, key)) => Some((read(chain)?, read(key)?)),
+                None => None,
+            },
+            ..Self::default()
+        })
+    }
+}
+
 impl fmt::Debug for ProbeOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProbeOptions")
