@@ -55,13 +55,9 @@ fn line_starting_with(child: &mut Child, prefix: &str) -> String {
     panic!("no line starting with {prefix:?} on stdout");
 }
 
-fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
-    gangway_e2e::clients::insecure_tls_client_config(&[b"http/1.1"])
-}
-
-#[tokio::test]
-async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
-    let mut child = Running(
+/// Starts `gangway demo` on free ports; returns the process and its HTTPS address.
+fn start_demo() -> (Running, SocketAddr) {
+    let mut demo = Running(
         Command::new(BINARY)
             .args(["demo", "--http-port", "0", "--https-port", "0"])
             .stdout(Stdio::piped())
@@ -69,13 +65,37 @@ async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
             .spawn()
             .unwrap(),
     );
-    let https_line = line_starting_with(&mut child.0, "HTTPS");
-    let https: SocketAddr = https_line
+    let https_line = line_starting_with(&mut demo.0, "HTTPS");
+    let https = https_line
         .split_whitespace()
         .nth(1)
         .unwrap()
         .parse()
         .unwrap();
+    (demo, https)
+}
+
+/// Connects once the started binary listens on `address` (bounded: 30 s).
+async fn connect_when_listening(address: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return stream,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(error) => panic!("gangway did not start listening on {address}: {error}"),
+        }
+    }
+}
+
+fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
+    gangway_e2e::clients::insecure_tls_client_config(&[b"http/1.1"])
+}
+
+#[tokio::test]
+async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
+    let (mut child, https) = start_demo();
 
     let stream = tls_connect(https, "localhost", insecure_tls()).await;
     let request = http::Request::post("/hello?x=1")
@@ -148,16 +168,7 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_e
             .unwrap(),
     );
     // Wait until the listener accepts (bounded).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stream = loop {
-        match TcpStream::connect(listen).await {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(error) => panic!("gangway did not start listening: {error}"),
-        }
-    };
+    let stream = connect_when_listening(listen).await;
     let request = http::Request::get("/slow")
         .header("host", "app.test")
         .body(Full::<Bytes>::default())
@@ -230,21 +241,7 @@ fn probe(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn probe_succeeds_against_the_demo_and_names_the_failing_step() {
-    let mut demo = Running(
-        Command::new(BINARY)
-            .args(["demo", "--http-port", "0", "--https-port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let https_line = line_starting_with(&mut demo.0, "HTTPS");
-    let https: SocketAddr = https_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_demo, https) = start_demo();
     let url = format!("wss://localhost:{}/ws", https.port());
 
     let (ok, stdout, stderr) = probe(&["--insecure", &url]);
@@ -290,14 +287,7 @@ async fn probe_succeeds_against_the_demo_and_names_the_failing_step() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(listen).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "gangway run did not start listening"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    drop(connect_when_listening(listen).await);
     let (ok, _, stderr) = probe(&["--timeout", "5", &format!("ws://{listen}/ws")]);
     assert!(!ok);
     assert!(

@@ -94,7 +94,15 @@ pub(crate) async fn serve(
     let uri = request.uri().clone();
     let host = request_host(&request).map(str::to_ascii_lowercase);
     let mut route_index = None;
-    let mut response = match dispatch(&conn, request, &mut record, &mut route_index).await {
+    let mut response = match dispatch(
+        &conn,
+        request,
+        host.as_deref(),
+        &mut record,
+        &mut route_index,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(error) => {
             let mut response = error_response(&error, &record, &conn);
@@ -174,6 +182,7 @@ fn request_host(request: &Request<Incoming>) -> Option<&str> {
 async fn dispatch(
     conn: &Arc<Connection>,
     request: Request<Incoming>,
+    host: Option<&str>,
     record: &mut AccessRecord,
     route_index: &mut Option<usize>,
 ) -> Result<Response<ResponseBody>, RequestError> {
@@ -200,11 +209,10 @@ async fn dispatch(
         .path_and_query()
         .map_or("/", |target| target.as_str());
     let listener = &conn.listener;
-    let host = request_host(&request).map(str::to_ascii_lowercase);
     let matched = listener
         .routes
         .resolve(
-            host.as_deref(),
+            host,
             Some(request.method().as_str()),
             target,
             listener.normalize,
@@ -230,7 +238,7 @@ async fn dispatch(
                 request.method(),
                 request.uri(),
                 request.headers(),
-                host.as_deref(),
+                host,
                 Some(matched.captures()),
                 None,
             );
@@ -260,7 +268,7 @@ async fn dispatch(
                 request.method(),
                 request.uri(),
                 request.headers(),
-                host.as_deref(),
+                host,
                 Some(matched.captures()),
                 Some(&route.forwarding),
             );
@@ -271,7 +279,7 @@ async fn dispatch(
                 method: request.method().clone(),
                 uri: request.uri().clone(),
                 headers: request.headers().clone(),
-                host: host.clone(),
+                host: host.map(str::to_owned),
             });
             drop(matched);
             let prepared = Outbound {
@@ -290,7 +298,7 @@ struct Outbound<'r> {
     upstream_target: String,
     rendered: Rendered<'r>,
     snapshot: Option<ResponseContext>,
-    host: Option<String>,
+    host: Option<&'r str>,
 }
 
 /// The request facts kept for rendering response headers, for routes that rewrite them.
@@ -360,7 +368,7 @@ async fn proxy(
         &mut parts.headers,
         conn.client.ip(),
         proto,
-        prepared.host.as_deref(),
+        prepared.host,
         conn.local.port(),
     );
     dropped.extend(prepared.rendered.apply(&mut parts.headers));
