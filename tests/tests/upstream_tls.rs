@@ -1,4 +1,5 @@
-//! HTTPS upstreams: verified against the configured CA, refused (502) otherwise.
+//! HTTPS upstreams: verified against the configured CA or pinned by fingerprint (502
+//! otherwise), TLS 1.3 only, and a client certificate presented to the upstream.
 
 // In a test, a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{Proxy, get};
-use gangway_e2e::certs::{Issued, TempDir, TestCa};
+use gangway_e2e::certs::{Issued, TempDir, TestCa, self_signed, write_pem_files};
 use gangway_e2e::clients::http1_request;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -21,19 +22,45 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// An HTTPS origin answering "secure hello"; the task ends with the test's runtime.
 async fn tls_origin(issued: &Issued) -> SocketAddr {
+    tls_origin_with(
+        issued,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        None,
+    )
+    .await
+}
+
+/// An HTTPS origin offering only `versions`, requiring a client certificate from
+/// `client_ca` when one is given.
+async fn tls_origin_with(
+    issued: &Issued,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client_ca: Option<&TestCa>,
+) -> SocketAddr {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
             .collect::<Result<_, _>>()
             .unwrap();
     let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+                .unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -56,6 +83,138 @@ async fn tls_origin(issued: &Issued) -> SocketAddr {
         }
     });
     address
+}
+
+/// Starts the engine with one HTTPS upstream at `origin` with the given upstream keys, and
+/// answers one request through it: (status, body).
+async fn through(origin: SocketAddr, upstream_keys: &str, dir: TempDir) -> (u16, Bytes) {
+    let toml = format!(
+        r#"
+[[upstream]]
+name = "secure"
+peers = ["https://{origin}"]
+{upstream_keys}
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[[listener.route]]
+path = "/"
+proxy = "secure"
+"#
+    );
+    let proxy = Proxy::start_in(dir, &toml).await;
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let response = http1_request(stream, get("/")).await;
+    (response.status().as_u16(), response.into_body())
+}
+
+fn write(dir: &TempDir, name: &str, contents: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn leaf_sha256(issued: &Issued) -> String {
+    let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+    gangway_e2e::origins::sha256_hex(&der)
+}
+
+#[tokio::test]
+async fn a_tls13_only_upstream_verified_against_a_private_ca_is_served() {
+    let ca = TestCa::new("private CA");
+    let origin = tls_origin_with(
+        &ca.issue_server(&["ums.test"]),
+        &[&rustls::version::TLS13],
+        None,
+    )
+    .await;
+    let dir = TempDir::new("upstream-tls13");
+    let ca_file = write(&dir, "ca.pem", &ca.pem());
+    let keys = format!(
+        "ca = {ca_file:?}
+server_name = \"ums.test\"\ntls_versions = [\"1.3\"]"
+    );
+    assert_eq!(
+        through(origin, &keys, dir).await,
+        (200, Bytes::from("secure hello"))
+    );
+}
+
+#[tokio::test]
+async fn a_tls13_only_upstream_setting_refuses_a_tls12_only_peer_with_502() {
+    let ca = TestCa::new("private CA");
+    let origin = tls_origin_with(
+        &ca.issue_server(&["old.test"]),
+        &[&rustls::version::TLS12],
+        None,
+    )
+    .await;
+    let dir = TempDir::new("upstream-tls12-refused");
+    let ca_file = write(&dir, "ca.pem", &ca.pem());
+    let keys = format!(
+        "ca = {ca_file:?}
+server_name = \"old.test\"\ntls_versions = [\"1.3\"]"
+    );
+    assert_eq!(through(origin, &keys, dir).await.0, 502);
+}
+
+#[tokio::test]
+async fn a_pinned_self_signed_certificate_is_accepted_and_another_refused() {
+    let device = self_signed(&["meter.local"]);
+    let impostor = self_signed(&["meter.local"]);
+    let pin = leaf_sha256(&device);
+    let keys = format!("pin_sha256 = [\"{pin}\"]");
+    let origin = tls_origin(&device).await;
+    assert_eq!(
+        through(origin, &keys, TempDir::new("pin-ok")).await,
+        (200, Bytes::from("secure hello"))
+    );
+    let origin = tls_origin(&impostor).await;
+    assert_eq!(
+        through(origin, &keys, TempDir::new("pin-refused")).await.0,
+        502
+    );
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_accepts_any_certificate() {
+    let origin = tls_origin(&self_signed(&["anything.local"])).await;
+    assert_eq!(
+        through(
+            origin,
+            "insecure_skip_verify = true",
+            TempDir::new("insecure")
+        )
+        .await,
+        (200, Bytes::from("secure hello"))
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_to_an_upstream_that_requires_one() {
+    let server_ca = TestCa::new("upstream CA");
+    let client_ca = TestCa::new("proxy client CA");
+    let origin = tls_origin_with(
+        &server_ca.issue_server(&["ums.test"]),
+        &[&rustls::version::TLS13],
+        Some(&client_ca),
+    )
+    .await;
+    let dir = TempDir::new("upstream-client-cert");
+    let ca_file = write(&dir, "ca.pem", &server_ca.pem());
+    let (cert, key) = write_pem_files(dir.path(), &client_ca.issue_client("gangway"));
+    let base = format!("ca = {ca_file:?}\nserver_name = \"ums.test\"\n");
+    let with_certificate =
+        format!("{base}client_certificate = {cert:?}\nclient_private_key = {key:?}");
+    assert_eq!(
+        through(origin, &with_certificate, dir).await,
+        (200, Bytes::from("secure hello"))
+    );
+    let dir = TempDir::new("upstream-no-client-cert");
+    let ca_file = write(&dir, "ca.pem", &server_ca.pem());
+    let without = format!("ca = {ca_file:?}\nserver_name = \"ums.test\"");
+    assert_eq!(through(origin, &without, dir).await.0, 502);
 }
 
 fn config(origin: SocketAddr, ca: &std::path::Path) -> String {

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use gangway_config::{Config, ListenerTls};
+use gangway_config::{CertificateSource, Config, ListenerTls};
 
 /// Where the demo listens.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,10 +56,10 @@ pub(crate) fn config(
         .iter_mut()
         .find(|listener| listener.name == "https")
     {
-        listener.tls = Some(ListenerTls::Pem {
-            certificate_chain: certificate.cert.pem(),
-            private_key: certificate.signing_key.serialize_pem(),
-        });
+        listener.tls = Some(ListenerTls::single(CertificateSource::Inline {
+            chain: certificate.cert.pem(),
+            key: certificate.signing_key.serialize_pem(),
+        }));
     }
     Ok(config)
 }

@@ -16,11 +16,7 @@ use gangway_config::Config;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gangway",
-    version,
-    about = "A reverse proxy that is safe by default"
-)]
+#[command(name = "gangway", version, about = "A reverse proxy, safe by default")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -113,6 +109,7 @@ async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCo
         demo::print_instructions(server.local_addrs());
         origin.spawn()
     });
+    tokio::spawn(gangway_proxy::reload_on_hangup(server.tls_reloader()));
     server.run(gangway_proxy::shutdown_signal()).await;
     ExitCode::SUCCESS
 }

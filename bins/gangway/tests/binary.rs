@@ -1,4 +1,4 @@
-//! The `gangway` binary itself: `demo`, `check`, and shutdown on SIGTERM.
+//! The `gangway` binary itself: `demo`, `check`, shutdown on SIGTERM, TLS reload on SIGHUP.
 
 // In a test, a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used)]
@@ -294,4 +294,62 @@ async fn probe_succeeds_against_the_demo_and_names_the_failing_step() {
         stderr.starts_with("FAILED at handshake: upgrade answered with HTTP status 404"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_renewed_certificate_without_a_restart() {
+    let ca = gangway_e2e::certs::TestCa::new("sighup CA");
+    let first = ca.issue_server(&["device.test"]);
+    let renewed = ca.issue_server(&["device.test"]);
+    let dir = TempDir::new("sighup");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &first.chain_pem).unwrap();
+    std::fs::write(&key, &first.key_pem).unwrap();
+    let config = dir.path().join("gangway.toml");
+    let listen = gangway_e2e::origins::refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ncertificate_watch_interval = \"off\"\n\n[[listener]]\naddress = \"{listen}\"\n\
+             certificate = {cert:?}\nprivate_key = {key:?}\n\n\
+             [[listener.route]]\npath = \"/\"\nrespond = {{ status = 200 }}\n"
+        ),
+    )
+    .unwrap();
+    let child = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    drop(connect_when_listening(listen).await);
+    let trust = gangway_e2e::clients::tls_client_config(&ca.pem(), &[b"http/1.1"]);
+    let leaf = |issued: &gangway_e2e::certs::Issued| {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    let current = || async {
+        let stream = tls_connect(listen, "device.test", trust.clone()).await;
+        stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(current().await, leaf(&first));
+
+    std::fs::write(&key, &renewed.key_pem).unwrap();
+    std::fs::write(&cert, &renewed.chain_pem).unwrap();
+    // Without a watcher, nothing changes until the signal.
+    assert_eq!(current().await, leaf(&first));
+    signal(&child.0, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while current().await != leaf(&renewed) {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

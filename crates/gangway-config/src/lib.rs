@@ -61,11 +61,16 @@ mod model;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod validate;
 mod values;
 mod write;
 
 pub use error::{Error, Errors, IoError, Location};
+/// TLS types that appear in the model, so embedders need not name `gangway-tls`.
+pub use gangway_tls::{CertificateSource, Sha256Fingerprint, UnknownSni};
 pub use model::*;
 pub use validate::{load, parse};
 pub use write::to_toml;

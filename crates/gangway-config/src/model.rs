@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use gangway_headers::{HeaderOps, Network, Template};
 use gangway_route::{HostMatch, MatchMode, PathMatch};
-use gangway_tls::{ClientCertPolicy, TlsVersion, TlsVersions};
+use gangway_tls::{
+    CertificateSource, ClientCertPolicy, Sha256Fingerprint, TlsVersion, TlsVersions, UnknownSni,
+};
 
 /// The whole configuration of one gangway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct Server {
     /// How long requests in flight may run on after SIGTERM/SIGINT before the process
     /// closes them.
     pub drain_timeout: Duration,
+    /// How often certificate, key, CA and CRL files are checked for changes (reloaded
+    /// when their content changed); `None` reloads on SIGHUP only.
+    pub certificate_watch_interval: Option<Duration>,
 }
 
 /// One listening socket.
@@ -46,6 +51,9 @@ pub struct Listener {
     pub client_certificates: ClientCertPolicy,
     /// PEM bundle of the CAs that client certificates must chain to.
     pub client_ca: Option<PathBuf>,
+    /// PEM files of certificate revocation lists that client certificates are checked
+    /// against.
+    pub client_crls: Vec<PathBuf>,
     /// A slow client that has not sent a whole request head within this time gets 408.
     pub header_read_timeout: Duration,
     /// Largest request head (request line plus headers) accepted; larger gets 431.
@@ -64,23 +72,40 @@ pub struct Listener {
     pub routes: Vec<Route>,
 }
 
-/// Certificate and key for a TLS listener.
+/// The certificates of a TLS listener, chosen by the SNI a client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenerTls {
-    /// PEM files on disk.
-    Files {
-        /// PEM file with the certificate chain, leaf first.
-        certificate: PathBuf,
-        /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
-        private_key: PathBuf,
-    },
-    /// PEM text held in memory, as the demo's generated certificate is.
-    Pem {
-        /// The certificate chain, leaf first.
-        certificate_chain: String,
-        /// The private key.
-        private_key: String,
-    },
+pub struct ListenerTls {
+    /// The certificates, in configuration order.
+    pub certificates: Vec<ServerCertificate>,
+    /// What a handshake gets whose SNI names no certificate, or that sends none.
+    pub unknown_sni: UnknownSni,
+}
+
+impl ListenerTls {
+    /// One certificate, served whatever the SNI.
+    pub fn single(source: CertificateSource) -> Self {
+        Self {
+            certificates: vec![ServerCertificate {
+                source,
+                names: Vec::new(),
+                default: false,
+            }],
+            unknown_sni: UnknownSni::Default,
+        }
+    }
+}
+
+/// One certificate of a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCertificate {
+    /// Chain (leaf first) and private key: PEM files, or PEM text held in memory as the
+    /// demo's generated certificate is.
+    pub source: CertificateSource,
+    /// Server names it is chosen for: exact names and one-label wildcards
+    /// (`*.devices.example.com`); empty takes the certificate's DNS names.
+    pub names: Vec<String>,
+    /// Served to unknown or absent SNI (otherwise the first certificate is).
+    pub default: bool,
 }
 
 /// One route: which requests it takes and what it does with them.
@@ -241,14 +266,25 @@ pub struct Peer {
 pub struct UpstreamTls {
     /// PEM file of CA certificates to trust instead of the system roots.
     pub ca: Option<PathBuf>,
+    /// Accept exactly the certificates with these SHA-256 fingerprints (self-signed
+    /// devices), instead of verifying a chain.
+    pub pins: Vec<Sha256Fingerprint>,
+    /// Accept any certificate: anyone on the path can impersonate the peers. A warning is
+    /// logged at start; prefer `pins`.
+    pub insecure_skip_verify: bool,
     /// Name to send as SNI and to verify the certificate against, instead of the peer host.
     pub server_name: Option<String>,
+    /// The TLS versions offered to peers.
+    pub versions: TlsVersions,
+    /// Certificate chain and key presented when a peer asks for a client certificate.
+    pub client_certificate: Option<CertificateSource>,
 }
 
 impl Default for Server {
     fn default() -> Self {
         Self {
-            drain_timeout: Duration::from_secs(30),
+            drain_timeout: defaults::DRAIN_TIMEOUT,
+            certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
         }
     }
 }
@@ -279,4 +315,6 @@ pub mod defaults {
     pub const UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     /// Graceful drain on shutdown.
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How often TLS files are checked for changes.
+    pub const CERTIFICATE_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 }

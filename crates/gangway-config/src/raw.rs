@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
     pub(crate) drain_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) certificate_watch_interval: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +36,11 @@ pub(crate) struct RawUpstream {
     pub(crate) peers: Option<Spanned<Vec<Spanned<RawPeer>>>>,
     pub(crate) ca: Option<Spanned<String>>,
     pub(crate) server_name: Option<Spanned<String>>,
+    pub(crate) pin_sha256: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) insecure_skip_verify: Option<Spanned<bool>>,
+    pub(crate) tls_versions: Option<Spanned<Vec<String>>>,
+    pub(crate) client_certificate: Option<Spanned<String>>,
+    pub(crate) client_private_key: Option<Spanned<String>>,
     pub(crate) connect_timeout: Option<Spanned<RawDuration>>,
     pub(crate) response_header_timeout: Option<Spanned<RawDuration>>,
     pub(crate) keepalive: Option<Spanned<i64>>,
@@ -50,6 +56,8 @@ pub(crate) struct RawListener {
     pub(crate) address: Option<Spanned<String>>,
     pub(crate) certificate: Option<Spanned<String>>,
     pub(crate) private_key: Option<Spanned<String>>,
+    pub(crate) certificates: Option<Spanned<Vec<Spanned<RawCertificate>>>>,
+    pub(crate) unknown_sni: Option<Spanned<String>>,
     pub(crate) header_read_timeout: Option<Spanned<RawDuration>>,
     pub(crate) max_header_size: Option<Spanned<RawSize>>,
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
@@ -58,12 +66,23 @@ pub(crate) struct RawListener {
     pub(crate) tls_versions: Option<Spanned<Vec<String>>>,
     pub(crate) client_certificates: Option<Spanned<String>>,
     pub(crate) client_ca: Option<Spanned<String>>,
+    pub(crate) client_crls: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) forwarded_headers: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
     pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
     #[serde(default)]
     pub(crate) route: Vec<Spanned<RawRoute>>,
+}
+
+/// One entry of a listener's `certificates` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertificate {
+    pub(crate) certificate: Option<Spanned<String>>,
+    pub(crate) private_key: Option<Spanned<String>>,
+    pub(crate) names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) default: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

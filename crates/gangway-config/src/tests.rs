@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use gangway_headers::Template;
 use gangway_route::{HostMatch, MatchMode, PathMatch};
+use gangway_tls::CertificateSource;
 
 use crate::model::{Forwarding, HeaderRules, LocationRewriting};
 
@@ -17,10 +18,10 @@ use crate::{
 };
 
 /// A directory under the system temporary directory, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "gangway-config-test-{}-{}",
@@ -32,14 +33,14 @@ impl TempDir {
         Self(dir)
     }
 
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, contents).unwrap();
         path
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -51,7 +52,7 @@ impl Drop for TempDir {
 }
 
 /// Parses `source` as `/x/gangway.toml`, which must fail; returns the errors as displayed.
-fn errors(source: &str) -> String {
+pub(crate) fn errors(source: &str) -> String {
     parse(source, Path::new("/x/gangway.toml"))
         .unwrap_err()
         .to_string()
@@ -152,15 +153,16 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
     let expected = Config {
         server: Server {
             drain_timeout: Duration::from_secs(90),
+            certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
         },
         listeners: vec![
             Listener {
                 name: "public".to_owned(),
                 address: "0.0.0.0:443".parse().unwrap(),
-                tls: Some(ListenerTls::Files {
-                    certificate: dir.path("cert.pem"),
-                    private_key: dir.path("tls/key.pem"),
-                }),
+                tls: Some(ListenerTls::single(CertificateSource::Files {
+                    chain: dir.path("cert.pem"),
+                    key: dir.path("tls/key.pem"),
+                })),
                 header_read_timeout: Duration::from_secs(5),
                 max_header_bytes: 32 * 1024,
                 keepalive_timeout: Duration::from_secs(5400),
@@ -169,6 +171,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 tls_versions: gangway_tls::TlsVersions::Tls12And13,
                 client_certificates: gangway_tls::ClientCertPolicy::None,
                 client_ca: None,
+                client_crls: Vec::new(),
                 headers: HeaderRules::default(),
                 forwarding: Forwarding::default(),
                 routes: vec![
@@ -221,6 +224,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 tls_versions: gangway_tls::TlsVersions::Tls12And13,
                 client_certificates: gangway_tls::ClientCertPolicy::None,
                 client_ca: None,
+                client_crls: Vec::new(),
                 headers: HeaderRules::default(),
                 forwarding: Forwarding::default(),
                 routes: vec![Route {
@@ -276,6 +280,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 tls: UpstreamTls {
                     ca: Some(dir.path("ca.pem")),
                     server_name: Some("app.internal".to_owned()),
+                    ..UpstreamTls::default()
                 },
                 connect_timeout: Duration::from_millis(1500),
                 response_header_timeout: Duration::from_secs(90),
@@ -392,6 +397,7 @@ fn to_toml_writes_every_key_normalised() {
 
 [server]
 drain_timeout = "30s"
+certificate_watch_interval = "5s"
 
 [[upstream]]
 name = "app"
@@ -461,10 +467,10 @@ fn to_toml_notes_a_certificate_held_in_memory() {
         listeners: vec![Listener {
             name: "demo".to_owned(),
             address: "127.0.0.1:8443".parse().unwrap(),
-            tls: Some(ListenerTls::Pem {
-                certificate_chain: "-----BEGIN CERTIFICATE-----".to_owned(),
-                private_key: "-----BEGIN PRIVATE KEY-----".to_owned(),
-            }),
+            tls: Some(ListenerTls::single(CertificateSource::Inline {
+                chain: "-----BEGIN CERTIFICATE-----".to_owned(),
+                key: "-----BEGIN PRIVATE KEY-----".to_owned(),
+            })),
             header_read_timeout: Duration::from_millis(2500),
             max_header_bytes: 1000,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
@@ -473,6 +479,7 @@ fn to_toml_notes_a_certificate_held_in_memory() {
             tls_versions: gangway_tls::TlsVersions::Tls12And13,
             client_certificates: gangway_tls::ClientCertPolicy::None,
             client_ca: None,
+            client_crls: Vec::new(),
             headers: HeaderRules::default(),
             forwarding: Forwarding::default(),
             routes: vec![route(
@@ -632,8 +639,9 @@ fn unknown_key() {
     assert_eq!(
         errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
-         `certificate`, `private_key`, `header_read_timeout`, `max_header_size`, \
-         `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, `client_certificates`, `client_ca`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
+         `certificate`, `private_key`, `certificates`, `unknown_sni`, `header_read_timeout`, \
+         `max_header_size`, `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, \
+         `client_certificates`, `client_ca`, `client_crls`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),

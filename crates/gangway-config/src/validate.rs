@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use gangway_headers::Template;
 use gangway_route::{HostMatch, MatchMode, PathMatch, RouteExpr};
-use gangway_tls::{ClientCertPolicy, TlsVersion, TlsVersions};
+use gangway_tls::{ClientCertPolicy, TlsVersion};
 use serde_spanned::Spanned;
 
 use crate::error::{Error, Errors, Location};
 use crate::headers::Level;
 use crate::model::{
-    Action, Config, Listener, ListenerTls, Peer, Rewrite, Route, Scheme, Server, Upstream,
-    UpstreamTls, defaults,
+    Action, Config, Listener, Peer, Rewrite, Route, Scheme, Server, Upstream, defaults,
 };
 use crate::raw::{
     IntOrString, RawConfig, RawDuration, RawListener, RawPeer, RawRedirect, RawRespond, RawRoute,
@@ -190,7 +189,7 @@ impl Checker<'_> {
         });
     }
 
-    fn missing(&mut self, table: &Range<usize>, key: String, expected: &str) {
+    pub(crate) fn missing(&mut self, table: &Range<usize>, key: String, expected: &str) {
         let at = self.at(table);
         self.errors.push(Error::MissingKey {
             at,
@@ -204,12 +203,17 @@ impl Checker<'_> {
             .server
             .as_ref()
             .and_then(|server| server.get_ref().drain_timeout.as_ref());
+        let watch_interval = raw
+            .server
+            .as_ref()
+            .and_then(|server| server.get_ref().certificate_watch_interval.as_ref());
         let server = Server {
             drain_timeout: self.duration(
                 "server.drain_timeout",
                 drain_timeout,
                 defaults::DRAIN_TIMEOUT,
             ),
+            certificate_watch_interval: self.watch_interval(watch_interval),
         };
 
         let mut names: HashMap<String, Seen> = HashMap::new();
@@ -381,6 +385,16 @@ impl Checker<'_> {
             }
         });
 
+        let tls = self.upstream_tls(key, raw, ca, server_name, &mut |checker, span, name| {
+            if scheme == Some(Scheme::Http) {
+                let at = checker.at(span);
+                checker.errors.push(Error::HttpsOnly {
+                    at,
+                    key: format!("{key}.{name}"),
+                });
+            }
+        });
+
         let connect_timeout = self.duration(
             &format!("{key}.connect_timeout"),
             raw.connect_timeout.as_ref(),
@@ -420,7 +434,7 @@ impl Checker<'_> {
             name: name?,
             scheme: scheme?,
             peers,
-            tls: UpstreamTls { ca, server_name },
+            tls: tls?,
             connect_timeout,
             response_header_timeout,
             keepalive,
@@ -516,37 +530,7 @@ impl Checker<'_> {
             },
         };
 
-        let mut tls_ok = true;
-        let tls = match (&raw.certificate, &raw.private_key) {
-            (None, None) => None,
-            (Some(certificate), Some(private_key)) => {
-                let certificate = self.file(&format!("{key}.certificate"), certificate);
-                let private_key = self.file(&format!("{key}.private_key"), private_key);
-                tls_ok = certificate.is_some() && private_key.is_some();
-                certificate
-                    .zip(private_key)
-                    .map(|(certificate, private_key)| ListenerTls::Files {
-                        certificate,
-                        private_key,
-                    })
-            }
-            (Some(value), None) | (None, Some(value)) => {
-                let (present, missing) = if raw.certificate.is_some() {
-                    ("certificate", "private_key")
-                } else {
-                    ("private_key", "certificate")
-                };
-                let at = self.at(&value.span());
-                self.errors.push(Error::TlsPair {
-                    at,
-                    key: key.to_owned(),
-                    present,
-                    missing,
-                });
-                tls_ok = false;
-                None
-            }
-        };
+        let (tls, tls_ok) = self.listener_tls(key, raw);
 
         let header_read_timeout = self.duration(
             &format!("{key}.header_read_timeout"),
@@ -585,29 +569,7 @@ impl Checker<'_> {
             .merge_slashes
             .as_ref()
             .is_some_and(|merge| *merge.get_ref());
-        let tls_versions = match raw.tls_versions.as_ref() {
-            None => Some(TlsVersions::Tls12And13),
-            Some(versions) => {
-                let mut list: Vec<&str> = versions.get_ref().iter().map(String::as_str).collect();
-                list.sort_unstable();
-                list.dedup();
-                match list.as_slice() {
-                    ["1.2", "1.3"] => Some(TlsVersions::Tls12And13),
-                    ["1.3"] => Some(TlsVersions::Tls13Only),
-                    ["1.2"] => Some(TlsVersions::Tls12Only),
-                    _ => {
-                        self.invalid(
-                            &versions.span(),
-                            &format!("{key}.tls_versions"),
-                            format!("{:?}", versions.get_ref()),
-                            "is not a set of supported TLS versions".to_owned(),
-                            "[\"1.2\", \"1.3\"], [\"1.3\"] or [\"1.2\"]",
-                        );
-                        None
-                    }
-                }
-            }
-        };
+        let tls_versions = self.tls_versions(key, raw.tls_versions.as_ref());
         let client_certificates = match raw.client_certificates.as_ref() {
             None => Some(ClientCertPolicy::None),
             Some(policy) => match policy.get_ref().parse::<ClientCertPolicy>() {
@@ -646,7 +608,8 @@ impl Checker<'_> {
                 }
             }
         }
-        if raw.certificate.is_none() {
+        let client_crls = self.client_crls(key, raw, matches!(client_ca, Some(Some(_))));
+        if raw.certificate.is_none() && raw.certificates.is_none() {
             for (field, span) in [
                 (
                     "client_certificates",
@@ -654,6 +617,8 @@ impl Checker<'_> {
                 ),
                 ("client_ca", raw.client_ca.as_ref().map(|v| v.span())),
                 ("tls_versions", raw.tls_versions.as_ref().map(|v| v.span())),
+                ("unknown_sni", raw.unknown_sni.as_ref().map(|v| v.span())),
+                ("client_crls", raw.client_crls.as_ref().map(|v| v.span())),
             ] {
                 if let Some(span) = span {
                     self.invalid(
@@ -725,6 +690,7 @@ impl Checker<'_> {
             tls_versions: tls_versions?,
             client_certificates: client_certificates?,
             client_ca: client_ca?,
+            client_crls: client_crls?,
             headers: headers?,
             forwarding: forwarding?,
             routes: routes.into_iter().collect::<Option<Vec<_>>>()?,
@@ -1233,7 +1199,7 @@ impl Checker<'_> {
 
     /// Resolves a file name against the configuration file's directory and checks that the
     /// file exists.
-    fn file(&mut self, key: &str, name: &Spanned<String>) -> Option<PathBuf> {
+    pub(crate) fn file(&mut self, key: &str, name: &Spanned<String>) -> Option<PathBuf> {
         if name.get_ref().is_empty() {
             let problem = "is empty".to_owned();
             self.invalid(
@@ -1259,7 +1225,7 @@ impl Checker<'_> {
     }
 
     /// Reads an optional duration; on error, records it and returns `default`.
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         key: &str,
         raw: Option<&Spanned<RawDuration>>,

@@ -3,12 +3,13 @@
 use std::path::Path;
 
 use gangway_route::{HostMatch, MatchMode};
-use gangway_tls::{TlsVersion, TlsVersions};
+use gangway_tls::{CertificateSource, TlsVersion, TlsVersions, UnknownSni};
 
 use gangway_headers::HeaderOp;
 
 use crate::model::{
-    Action, Config, HeaderRules, Listener, ListenerTls, LocationRewriting, Rewrite, Route, Upstream,
+    Action, Config, HeaderRules, Listener, ListenerTls, LocationRewriting, Rewrite, Route, Scheme,
+    Upstream, UpstreamTls,
 };
 use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
 
@@ -17,7 +18,7 @@ use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
 /// Every key is written with its value, defaults included; sizes are bytes or unit strings
 /// (`"16KiB"`), durations strings (`"30s"`, `"1500ms"`), file paths absolute, and upstreams
 /// are referred to by name. [`parse`](crate::parse) reads the result back into an equal
-/// [`Config`]. A listener certificate held in memory ([`ListenerTls::Pem`]) cannot be
+/// [`Config`]. A listener certificate held in memory (([`CertificateSource::Inline`])) cannot be
 /// written: a comment says so and the listener is written without TLS keys.
 pub fn to_toml(config: &Config) -> String {
     let mut out = String::from(
@@ -29,6 +30,11 @@ pub fn to_toml(config: &Config) -> String {
         "drain_timeout",
         duration_to_toml(config.server.drain_timeout),
     );
+    let watch = config
+        .server
+        .certificate_watch_interval
+        .map_or_else(|| quote("off"), duration_to_toml);
+    key(&mut out, "certificate_watch_interval", watch);
     for upstream in &config.upstreams {
         write_upstream(&mut out, upstream);
     }
@@ -68,6 +74,9 @@ fn write_upstream(out: &mut String, upstream: &Upstream) {
     if let Some(server_name) = &upstream.tls.server_name {
         key(out, "server_name", quote(server_name));
     }
+    if upstream.scheme == Scheme::Https {
+        write_upstream_tls(out, &upstream.tls);
+    }
     key(
         out,
         "connect_timeout",
@@ -87,24 +96,93 @@ fn write_upstream(out: &mut String, upstream: &Upstream) {
     write_header_rules(out, &upstream.headers);
 }
 
+/// The listener's certificates; false (with a comment) when one is held in memory and
+/// cannot be written, and for a plain listener.
+fn write_listener_tls(out: &mut String, tls: Option<&ListenerTls>) -> bool {
+    let Some(tls) = tls else { return false };
+    let files: Option<Vec<(&Path, &Path)>> = tls
+        .certificates
+        .iter()
+        .map(|certificate| match &certificate.source {
+            CertificateSource::Files { chain, key } => Some((chain.as_path(), key.as_path())),
+            CertificateSource::Inline { .. } => None,
+        })
+        .collect();
+    let Some(files) = files else {
+        out.push_str(
+            "# certificate and private_key: the certificate is held in memory (PEM) and cannot \
+             be written here\n",
+        );
+        return false;
+    };
+    match (tls.certificates.as_slice(), files.as_slice()) {
+        ([only], [(chain, private_key)])
+            if only.names.is_empty() && tls.unknown_sni == UnknownSni::Default =>
+        {
+            key(out, "certificate", path(chain));
+            key(out, "private_key", path(private_key));
+        }
+        _ => {
+            out.push_str("certificates = [\n");
+            for (certificate, (chain, private_key)) in tls.certificates.iter().zip(&files) {
+                let names: Vec<String> = certificate.names.iter().map(|n| quote(n)).collect();
+                out.push_str(&format!(
+                    "    {{ certificate = {}, private_key = {}, names = [{}], default = {} }},\n",
+                    path(chain),
+                    path(private_key),
+                    names.join(", "),
+                    certificate.default,
+                ));
+            }
+            out.push_str("]\n");
+            let unknown = match tls.unknown_sni {
+                UnknownSni::Reject => "reject",
+                _ => "default",
+            };
+            key(out, "unknown_sni", quote(unknown));
+        }
+    }
+    true
+}
+
+fn versions_to_toml(versions: TlsVersions) -> String {
+    match versions {
+        TlsVersions::Tls13Only => "[\"1.3\"]",
+        TlsVersions::Tls12Only => "[\"1.2\"]",
+        _ => "[\"1.2\", \"1.3\"]",
+    }
+    .to_owned()
+}
+
+fn write_upstream_tls(out: &mut String, tls: &UpstreamTls) {
+    if !tls.pins.is_empty() {
+        let pins: Vec<String> = tls.pins.iter().map(|pin| quote(&pin.to_string())).collect();
+        key(out, "pin_sha256", format!("[{}]", pins.join(", ")));
+    }
+    if tls.insecure_skip_verify {
+        key(out, "insecure_skip_verify", "true".to_owned());
+    }
+    key(out, "tls_versions", versions_to_toml(tls.versions));
+    match &tls.client_certificate {
+        Some(CertificateSource::Files {
+            chain,
+            key: private_key,
+        }) => {
+            key(out, "client_certificate", path(chain));
+            key(out, "client_private_key", path(private_key));
+        }
+        Some(CertificateSource::Inline { .. }) => {
+            out.push_str("# client_certificate: held in memory (PEM) and cannot be written here\n")
+        }
+        None => {}
+    }
+}
+
 fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream]) {
     out.push_str("\n[[listener]]\n");
     key(out, "name", quote(&listener.name));
     key(out, "address", quote(&listener.address.to_string()));
-    match &listener.tls {
-        None => {}
-        Some(ListenerTls::Files {
-            certificate,
-            private_key,
-        }) => {
-            key(out, "certificate", path(certificate));
-            key(out, "private_key", path(private_key));
-        }
-        Some(ListenerTls::Pem { .. }) => out.push_str(
-            "# certificate and private_key: the certificate is held in memory (PEM) and cannot \
-             be written here\n",
-        ),
-    }
+    let tls_written = write_listener_tls(out, listener.tls.as_ref());
     key(
         out,
         "header_read_timeout",
@@ -127,13 +205,8 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
     key(out, "match_mode", quote(mode));
     key(out, "merge_slashes", listener.merge_slashes.to_string());
     // A certificate held in memory is not written, so neither are the keys that need one.
-    if matches!(listener.tls, Some(ListenerTls::Files { .. })) {
-        let versions = match listener.tls_versions {
-            TlsVersions::Tls13Only => "[\"1.3\"]",
-            TlsVersions::Tls12Only => "[\"1.2\"]",
-            _ => "[\"1.2\", \"1.3\"]",
-        };
-        key(out, "tls_versions", versions.to_owned());
+    if tls_written {
+        key(out, "tls_versions", versions_to_toml(listener.tls_versions));
         key(
             out,
             "client_certificates",
@@ -141,6 +214,10 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
         );
         if let Some(ca) = &listener.client_ca {
             key(out, "client_ca", path(ca));
+        }
+        if !listener.client_crls.is_empty() {
+            let crls: Vec<String> = listener.client_crls.iter().map(|crl| path(crl)).collect();
+            key(out, "client_crls", format!("[{}]", crls.join(", ")));
         }
     }
     let forwarding = &listener.forwarding;

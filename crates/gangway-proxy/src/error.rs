@@ -106,6 +106,8 @@ pub(crate) enum RequestError {
     BadPath(#[source] gangway_route::NormalizeError),
     #[error("client certificate refused: {reason}")]
     ClientCertificate { reason: String },
+    #[error("Host `{host}` names another server than the TLS server name `{sni}`")]
+    MisdirectedHost { host: String, sni: String },
     #[error("route needs TLS {required} or newer; the connection uses {used}")]
     TlsVersionTooOld {
         required: &'static str,
@@ -138,6 +140,7 @@ impl RequestError {
             | Self::BadPath(_)
             | Self::ClientCertificate { .. }
             | Self::TlsVersionTooOld { .. }
+            | Self::MisdirectedHost { .. }
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
@@ -152,7 +155,9 @@ impl RequestError {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             // As for a Host that names another server: the client may retry elsewhere.
-            Self::TlsVersionTooOld { .. } => StatusCode::MISDIRECTED_REQUEST,
+            Self::TlsVersionTooOld { .. } | Self::MisdirectedHost { .. } => {
+                StatusCode::MISDIRECTED_REQUEST
+            }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BadTarget

@@ -15,7 +15,9 @@
 //! an oversized one, 413 for a body over the route's limit (by `Content-Length` or while
 //! streaming), 502 for an upstream that refuses or fails, 504 for one that does not answer
 //! in time. On shutdown the listening sockets close at once and work in flight gets the
-//! drain timeout to finish.
+//! drain timeout to finish. TLS certificates, keys, client CAs and CRLs are reloaded in
+//! place when their files change and on SIGHUP ([`reload_on_hangup`]); a broken file keeps
+//! the old material.
 //!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
@@ -25,6 +27,7 @@
 //! let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
 //! let server = gangway_proxy::Server::bind(&config, provider).await?;
 //! println!("listening on {:?}", server.local_addrs());
+//! tokio::spawn(gangway_proxy::reload_on_hangup(server.tls_reloader()));
 //! server.run(gangway_proxy::shutdown_signal()).await;
 //! # Ok(())
 //! # }
@@ -43,5 +46,5 @@ mod tests;
 mod vars;
 
 pub use error::{Error, Side};
-pub use server::Server;
-pub use signal::shutdown_signal;
+pub use server::{Server, TlsReload, TlsReloader};
+pub use signal::{reload_on_hangup, shutdown_signal};

@@ -10,7 +10,9 @@ use gangway_config::{
 use gangway_headers::Template;
 use gangway_headers::{CookieRewrite, ForwardingPolicy, HeaderOps, LocationRewrite};
 use gangway_route::{NormalizeOptions, PathMatch, RouteExpr, RouteTable, RouteTableBuilder};
-use gangway_tls::{UpstreamRoots, upstream_client_config};
+use gangway_tls::{
+    CertificateStore, ClientCa, PemSource, UnknownSni, UpstreamRoots, UpstreamVerification,
+};
 use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
 use http::HeaderName;
 use http::StatusCode;
@@ -117,13 +119,10 @@ pub(crate) fn build_upstream(
     let scheme = match upstream.scheme {
         Scheme::Http => UpstreamScheme::Http,
         Scheme::Https => {
-            let roots = upstream
-                .tls
-                .ca
-                .clone()
-                .map_or(UpstreamRoots::System, UpstreamRoots::File);
-            let config =
-                upstream_client_config(&roots, provider.clone()).map_err(|source| Error::Tls {
+            // The crate logs a warning when verification is skipped.
+            let config = upstream_tls(upstream)
+                .client_config(provider.clone())
+                .map_err(|source| Error::Tls {
                     context: format!("upstream `{}`", upstream.name),
                     source,
                 })?;
@@ -343,7 +342,7 @@ fn path_rewrite(path: &PathMatch, rewrite: Option<&Rewrite>) -> Option<PathRewri
     }
 }
 
-/// The listener's certificate, TLS versions and client-certificate policy.
+/// The listener's certificates by SNI, TLS versions and client-certificate policy.
 fn listener_tls(
     listener: &Listener,
     tls: &ListenerTls,
@@ -354,28 +353,35 @@ fn listener_tls(
         context: context.clone(),
         source,
     };
-    let source = match tls {
-        ListenerTls::Files {
-            certificate,
-            private_key,
-        } => gangway_tls::CertificateSource::Files {
-            chain: certificate.clone(),
-            key: private_key.clone(),
-        },
-        ListenerTls::Pem {
-            certificate_chain,
-            private_key,
-        } => gangway_tls::CertificateSource::Inline {
-            chain: certificate_chain.clone(),
-            key: private_key.clone(),
-        },
-    };
-    let store =
-        gangway_tls::CertificateStore::single(source, provider.clone()).map_err(tls_error)?;
-    let ca = listener
-        .client_ca
-        .clone()
-        .map(|ca| gangway_tls::ClientCa::new(gangway_tls::PemSource::File(ca)));
+    let store = match tls.certificates.as_slice() {
+        // One certificate without names is served to every client, with or without SNI.
+        [only] if only.names.is_empty() && tls.unknown_sni == UnknownSni::Default => {
+            CertificateStore::single(only.source.clone(), provider.clone())
+        }
+        certificates => certificates
+            .iter()
+            .fold(
+                CertificateStore::builder(provider.clone()).unknown_sni(tls.unknown_sni),
+                |builder, certificate| {
+                    let (source, names) = (certificate.source.clone(), certificate.names.clone());
+                    if certificate.default {
+                        builder.default_certificate(source, names)
+                    } else {
+                        builder.certificate(source, names)
+                    }
+                },
+            )
+            .build(),
+    }
+    .map_err(tls_error)?;
+    let ca = listener.client_ca.clone().map(|ca| {
+        listener
+            .client_crls
+            .iter()
+            .fold(ClientCa::new(PemSource::File(ca)), |ca, crl| {
+                ca.crl(PemSource::File(crl.clone()))
+            })
+    });
     let client_auth =
         gangway_tls::ClientAuth::new(listener.client_certificates, ca, provider.clone())
             .map_err(tls_error)?;
@@ -387,6 +393,27 @@ fn listener_tls(
         provider.clone(),
     )
     .map_err(tls_error)
+}
+
+/// How an HTTPS upstream verifies its peers, and what it presents to them.
+fn upstream_tls(upstream: &Upstream) -> gangway_tls::UpstreamTls {
+    let tls = &upstream.tls;
+    let verification = if tls.insecure_skip_verify {
+        UpstreamVerification::InsecureSkipVerify
+    } else if !tls.pins.is_empty() {
+        UpstreamVerification::Pinned(tls.pins.clone())
+    } else {
+        UpstreamVerification::Roots(
+            tls.ca
+                .clone()
+                .map_or(UpstreamRoots::System, UpstreamRoots::File),
+        )
+    };
+    let mut options = gangway_tls::UpstreamTls::new(verification).versions(tls.versions);
+    if let Some(source) = &tls.client_certificate {
+        options = options.client_certificate(source.clone());
+    }
+    options
 }
 
 /// Builds every upstream and listener of `config`.

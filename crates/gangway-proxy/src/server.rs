@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gangway_config::Config;
+use gangway_tls::{Reload, ReloadReport, spawn_watcher};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -74,6 +75,51 @@ pub struct Server {
     listeners: Vec<(TcpListener, Arc<ListenerRuntime>)>,
     addresses: Vec<SocketAddr>,
     drain_timeout: Duration,
+    certificate_watch_interval: Option<Duration>,
+}
+
+/// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
+/// of a [`Server`], e.g. on SIGHUP ([`reload_on_hangup`](crate::reload_on_hangup)).
+///
+/// New handshakes use the new material; open connections keep what they negotiated. A
+/// listener whose files are missing or broken keeps its previous material, and the
+/// failure is logged naming the file.
+#[derive(Debug, Clone, Default)]
+pub struct TlsReloader {
+    listeners: Vec<(Arc<str>, Arc<gangway_tls::ListenerTls>)>,
+}
+
+/// What reloading one listener's TLS material gave.
+#[derive(Debug)]
+pub struct TlsReload {
+    /// The listener's name.
+    pub listener: Arc<str>,
+    /// What was read and what changed, or why the old material stays.
+    pub result: Result<ReloadReport, gangway_tls::Error>,
+}
+
+impl TlsReloader {
+    /// Reads every listener's files again now (blocking file reads: call it from a
+    /// blocking context such as `tokio::task::spawn_blocking`).
+    pub fn reload(&self) -> Vec<TlsReload> {
+        self.listeners
+            .iter()
+            .map(|(listener, tls)| {
+                let result = tls.reload();
+                if let Ok(report) = &result {
+                    tracing::info!(
+                        %listener,
+                        changed = report.changed.len(),
+                        "TLS material reloaded"
+                    );
+                }
+                TlsReload {
+                    listener: listener.clone(),
+                    result,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Server {
@@ -104,7 +150,20 @@ impl Server {
             listeners,
             addresses,
             drain_timeout: config.server.drain_timeout,
+            certificate_watch_interval: config.server.certificate_watch_interval,
         })
+    }
+
+    /// A handle that reloads every TLS listener's certificates, keys, CAs and CRLs; it
+    /// stays valid while the server runs.
+    pub fn tls_reloader(&self) -> TlsReloader {
+        TlsReloader {
+            listeners: self
+                .listeners
+                .iter()
+                .filter_map(|(_, runtime)| Some((runtime.name.clone(), runtime.tls.clone()?)))
+                .collect(),
+        }
     }
 
     /// The bound address of each listener, in configuration order.
@@ -116,6 +175,22 @@ impl Server {
     /// sockets, so new connections are refused), lets requests and tunnels in flight finish
     /// for up to the drain timeout, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        // Changed TLS files are picked up while serving; the watchers stop with `run`.
+        let _watchers: Vec<gangway_tls::Watcher> = match self.certificate_watch_interval {
+            None => Vec::new(),
+            Some(interval) => self
+                .tls_reloader()
+                .listeners
+                .into_iter()
+                .filter_map(|(listener, tls)| {
+                    spawn_watcher(tls, interval)
+                        .inspect_err(|error| {
+                            tracing::error!(%listener, "cannot watch TLS files: {error}");
+                        })
+                        .ok()
+                })
+                .collect(),
+        };
         let (stop, stopped) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let tunnels = Tracker::default();

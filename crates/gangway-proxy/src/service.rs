@@ -204,6 +204,17 @@ async fn dispatch(
             reason: tls.identity().status().to_string(),
         });
     }
+    // A connection is bound to the server its SNI chose: a Host naming another configured
+    // server (connection reuse across names, or a forged Host) gets 421 (RFC 9110
+    // 15.5.20), so no request reaches a server whose certificate the client never saw.
+    if let (Some(sni), Some(host), Some(tls)) = (&conn.server_name, host, &conn.listener.tls) {
+        if tls.store().host_conflicts(Some(sni), host) {
+            return Err(RequestError::MisdirectedHost {
+                host: host.to_owned(),
+                sni: sni.clone(),
+            });
+        }
+    }
     let target = request
         .uri()
         .path_and_query()

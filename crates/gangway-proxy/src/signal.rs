@@ -25,3 +25,33 @@ pub async fn shutdown_signal() {
         std::future::pending::<()>().await;
     }
 }
+
+/// Reloads `reloader`'s TLS material on every SIGHUP, for as long as the returned future
+/// runs (spawn it next to [`Server::run`](crate::Server::run)). The handler is installed
+/// when this is called, so a SIGHUP right after no longer ends the process. Where SIGHUP
+/// does not exist, or its handler cannot be installed, the future never completes.
+///
+/// Must be called within a tokio runtime.
+pub fn reload_on_hangup(reloader: crate::TlsReloader) -> impl Future<Output = ()> + Send {
+    #[cfg(unix)]
+    let hangup = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .inspect_err(|error| tracing::warn!("cannot install the SIGHUP handler: {error}"))
+            .ok()
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hangup) = hangup {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading TLS material");
+                let reloader = reloader.clone();
+                // Failures are logged per listener by the reload itself.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
+        }
+        #[cfg(not(unix))]
+        drop(reloader);
+        std::future::pending::<()>().await;
+    }
+}

@@ -38,6 +38,29 @@ async fn every_request_error_has_its_side_and_status() {
             StatusCode::REQUEST_TIMEOUT,
         ),
         (
+            RequestError::MisdirectedHost {
+                host: "b.example".to_owned(),
+                sni: "a.example".to_owned(),
+            },
+            Side::Downstream,
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (
+            RequestError::TlsVersionTooOld {
+                required: "1.3",
+                used: "1.2",
+            },
+            Side::Downstream,
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+        (
+            RequestError::ClientCertificate {
+                reason: "FAILED:expired".to_owned(),
+            },
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             RequestError::BadTarget,
             Side::Downstream,
             StatusCode::BAD_REQUEST,

@@ -24,7 +24,8 @@ pub enum UnknownSni {
     /// first).
     #[default]
     Default,
-    /// A handshake failure (`unrecognized_name`), as nginx `ssl_reject_handshake on`.
+    /// A handshake failure, as nginx `ssl_reject_handshake on` (rustls sends the
+    /// `access_denied` alert where nginx sends `unrecognized_name`).
     Reject,
 }
 

@@ -14,6 +14,8 @@ pub(crate) struct Proxy {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub(crate) dir: TempDir,
+    /// Reloads the listeners' TLS files, as SIGHUP does.
+    pub(crate) tls_reloader: gangway_proxy::TlsReloader,
 }
 
 impl Proxy {
@@ -33,6 +35,7 @@ impl Proxy {
             .await
             .expect("bind");
         let addrs = server.local_addrs().to_vec();
+        let tls_reloader = server.tls_reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -42,6 +45,7 @@ impl Proxy {
             stop: Some(stop),
             task: Some(task),
             dir,
+            tls_reloader,
         }
     }
 
