@@ -565,3 +565,96 @@ impl SlowOrigin {
         self.delay
     }
 }
+
+/// An HTTPS origin answering `secure hello` to every request, offering only the given TLS
+/// versions and, when a client CA is given, requiring a client certificate from it.
+#[derive(Debug)]
+pub struct TlsOrigin {
+    addr: SocketAddr,
+    _task: ServerTask,
+}
+
+impl TlsOrigin {
+    /// Serves `issued` (its chain and key) with TLS 1.2 and 1.3.
+    ///
+    /// # Panics
+    ///
+    /// When the certificate does not load or binding fails.
+    pub async fn start(issued: &crate::certs::Issued) -> TlsOrigin {
+        Self::start_with(
+            issued,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            None,
+        )
+        .await
+    }
+
+    /// Serves `issued` with only `versions`, requiring a client certificate issued by
+    /// `client_ca_pem` when one is given.
+    ///
+    /// # Panics
+    ///
+    /// When a certificate does not load or binding fails.
+    pub async fn start_with(
+        issued: &crate::certs::Issued,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        client_ca_pem: Option<&str>,
+    ) -> TlsOrigin {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .expect("the origin's chain is PEM");
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())
+            .expect("the origin's key is PEM");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .expect("the provider supports these versions");
+        let builder = match client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots
+                    .add(CertificateDer::from_pem_slice(ca.as_bytes()).expect("CA PEM"))
+                    .expect("the client CA is a certificate");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider,
+                )
+                .build()
+                .expect("a client verifier for one CA");
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .expect("the key matches the certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (listener, addr) = bind("TLS origin").await;
+        let task = accept_loop(listener, move |stream| {
+            let acceptor = acceptor.clone();
+            async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(|_request| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"secure hello",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        });
+        TlsOrigin { addr, _task: task }
+    }
+
+    /// The address the origin listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}

@@ -7,83 +7,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use common::{Proxy, get};
 use gangway_e2e::certs::{Issued, TempDir, TestCa, self_signed, write_pem_files};
 use gangway_e2e::clients::http1_request;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use gangway_e2e::origins::TlsOrigin;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-
-/// An HTTPS origin answering "secure hello"; the task ends with the test's runtime.
-async fn tls_origin(issued: &Issued) -> SocketAddr {
-    tls_origin_with(
-        issued,
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-        None,
-    )
-    .await
-}
-
-/// An HTTPS origin offering only `versions`, requiring a client certificate from
-/// `client_ca` when one is given.
-async fn tls_origin_with(
-    issued: &Issued,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-    client_ca: Option<&TestCa>,
-) -> SocketAddr {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
-        .unwrap();
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
-                .unwrap();
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let config = builder.with_single_cert(chain, key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                        Bytes::from_static(b"secure hello"),
-                    )))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    address
-}
+use tokio::net::TcpStream;
 
 /// Starts the engine with one HTTPS upstream at `origin` with the given upstream keys, and
 /// answers one request through it: (status, body).
@@ -123,7 +55,7 @@ fn leaf_sha256(issued: &Issued) -> String {
 #[tokio::test]
 async fn a_tls13_only_upstream_verified_against_a_private_ca_is_served() {
     let ca = TestCa::new("private CA");
-    let origin = tls_origin_with(
+    let origin = TlsOrigin::start_with(
         &ca.issue_server(&["ums.test"]),
         &[&rustls::version::TLS13],
         None,
@@ -136,7 +68,7 @@ async fn a_tls13_only_upstream_verified_against_a_private_ca_is_served() {
 server_name = \"ums.test\"\ntls_versions = [\"1.3\"]"
     );
     assert_eq!(
-        through(origin, &keys, dir).await,
+        through(origin.addr(), &keys, dir).await,
         (200, Bytes::from("secure hello"))
     );
 }
@@ -144,7 +76,7 @@ server_name = \"ums.test\"\ntls_versions = [\"1.3\"]"
 #[tokio::test]
 async fn a_tls13_only_upstream_setting_refuses_a_tls12_only_peer_with_502() {
     let ca = TestCa::new("private CA");
-    let origin = tls_origin_with(
+    let origin = TlsOrigin::start_with(
         &ca.issue_server(&["old.test"]),
         &[&rustls::version::TLS12],
         None,
@@ -156,7 +88,7 @@ async fn a_tls13_only_upstream_setting_refuses_a_tls12_only_peer_with_502() {
         "ca = {ca_file:?}
 server_name = \"old.test\"\ntls_versions = [\"1.3\"]"
     );
-    assert_eq!(through(origin, &keys, dir).await.0, 502);
+    assert_eq!(through(origin.addr(), &keys, dir).await.0, 502);
 }
 
 #[tokio::test]
@@ -165,24 +97,26 @@ async fn a_pinned_self_signed_certificate_is_accepted_and_another_refused() {
     let impostor = self_signed(&["meter.local"]);
     let pin = leaf_sha256(&device);
     let keys = format!("pin_sha256 = [\"{pin}\"]");
-    let origin = tls_origin(&device).await;
+    let origin = TlsOrigin::start(&device).await;
     assert_eq!(
-        through(origin, &keys, TempDir::new("pin-ok")).await,
+        through(origin.addr(), &keys, TempDir::new("pin-ok")).await,
         (200, Bytes::from("secure hello"))
     );
-    let origin = tls_origin(&impostor).await;
+    let origin = TlsOrigin::start(&impostor).await;
     assert_eq!(
-        through(origin, &keys, TempDir::new("pin-refused")).await.0,
+        through(origin.addr(), &keys, TempDir::new("pin-refused"))
+            .await
+            .0,
         502
     );
 }
 
 #[tokio::test]
 async fn insecure_skip_verify_accepts_any_certificate() {
-    let origin = tls_origin(&self_signed(&["anything.local"])).await;
+    let origin = TlsOrigin::start(&self_signed(&["anything.local"])).await;
     assert_eq!(
         through(
-            origin,
+            origin.addr(),
             "insecure_skip_verify = true",
             TempDir::new("insecure")
         )
@@ -195,10 +129,10 @@ async fn insecure_skip_verify_accepts_any_certificate() {
 async fn a_client_certificate_is_presented_to_an_upstream_that_requires_one() {
     let server_ca = TestCa::new("upstream CA");
     let client_ca = TestCa::new("proxy client CA");
-    let origin = tls_origin_with(
+    let origin = TlsOrigin::start_with(
         &server_ca.issue_server(&["ums.test"]),
         &[&rustls::version::TLS13],
-        Some(&client_ca),
+        Some(&client_ca.pem()),
     )
     .await;
     let dir = TempDir::new("upstream-client-cert");
@@ -208,13 +142,13 @@ async fn a_client_certificate_is_presented_to_an_upstream_that_requires_one() {
     let with_certificate =
         format!("{base}client_certificate = {cert:?}\nclient_private_key = {key:?}");
     assert_eq!(
-        through(origin, &with_certificate, dir).await,
+        through(origin.addr(), &with_certificate, dir).await,
         (200, Bytes::from("secure hello"))
     );
     let dir = TempDir::new("upstream-no-client-cert");
     let ca_file = write(&dir, "ca.pem", &server_ca.pem());
     let without = format!("ca = {ca_file:?}\nserver_name = \"ums.test\"");
-    assert_eq!(through(origin, &without, dir).await.0, 502);
+    assert_eq!(through(origin.addr(), &without, dir).await.0, 502);
 }
 
 fn config(origin: SocketAddr, ca: &std::path::Path) -> String {
@@ -239,11 +173,11 @@ proxy = "secure"
 #[tokio::test]
 async fn an_https_upstream_verified_against_the_configured_ca_is_served() {
     let ca = TestCa::new("upstream CA");
-    let origin = tls_origin(&ca.issue_server(&["origin.test"])).await;
+    let origin = TlsOrigin::start(&ca.issue_server(&["origin.test"])).await;
     let dir = TempDir::new("upstream-ca");
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let proxy = Proxy::start_in(dir, &config(origin, &ca_file)).await;
+    let proxy = Proxy::start_in(dir, &config(origin.addr(), &ca_file)).await;
     let stream = TcpStream::connect(proxy.addr()).await.unwrap();
     let response = http1_request(stream, get("/")).await;
     assert_eq!(response.status(), 200);
@@ -254,11 +188,11 @@ async fn an_https_upstream_verified_against_the_configured_ca_is_served() {
 async fn an_https_upstream_with_a_certificate_from_another_ca_gets_502() {
     let trusted = TestCa::new("trusted CA");
     let other = TestCa::new("other CA");
-    let origin = tls_origin(&other.issue_server(&["origin.test"])).await;
+    let origin = TlsOrigin::start(&other.issue_server(&["origin.test"])).await;
     let dir = TempDir::new("upstream-wrong-ca");
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, trusted.pem()).unwrap();
-    let proxy = Proxy::start_in(dir, &config(origin, &ca_file)).await;
+    let proxy = Proxy::start_in(dir, &config(origin.addr(), &ca_file)).await;
     let stream = TcpStream::connect(proxy.addr()).await.unwrap();
     let response = http1_request(stream, get("/")).await;
     assert_eq!(response.status(), 502);

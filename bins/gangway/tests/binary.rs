@@ -353,3 +353,52 @@ async fn sighup_reloads_a_renewed_certificate_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn an_upstream_with_a_certificate_from_another_ca_gets_502_and_a_log_line_saying_why() {
+    let trusted = gangway_e2e::certs::TestCa::new("trusted CA");
+    let other = gangway_e2e::certs::TestCa::new("other CA");
+    let origin = gangway_e2e::origins::TlsOrigin::start(&other.issue_server(&["ums.test"])).await;
+    let dir = TempDir::new("wrong-ca");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, trusted.pem()).unwrap();
+    let config = dir.path().join("gangway.toml");
+    let listen = gangway_e2e::origins::refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "[[upstream]]\nname = \"ums\"\npeers = [\"https://{}\"]\nca = {ca:?}\n\
+             server_name = \"ums.test\"\n\n[[listener]]\naddress = \"{listen}\"\n\n\
+             [[listener.route]]\npath = \"/\"\nproxy = \"ums\"\n",
+            origin.addr()
+        ),
+    )
+    .unwrap();
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stream = connect_when_listening(listen).await;
+    let request = http::Request::get("/")
+        .header("host", "app.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(http1_request(stream, request).await.status(), 502);
+    signal(&child.0, "TERM");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut log).unwrap();
+    let line = log
+        .lines()
+        .find(|line| line.contains("502"))
+        .unwrap_or_else(|| panic!("no log line for the 502:\n{log}"));
+    assert!(
+        line.contains("invalid peer certificate") && line.contains("UnknownIssuer"),
+        "the log should say the certificate's issuer is not trusted: {line}"
+    );
+}

@@ -68,15 +68,24 @@ impl Error {
     /// The error and its causes on one line, for a person reading a terminal:
     /// `listener "a": cannot bind 0.0.0.0:443: Address already in use`.
     pub fn report(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        cause_chain(self)
     }
+}
+
+/// `error` and its causes on one line; a cause whose text the message already ends with
+/// (a `{0}` in the message) is not repeated.
+pub(crate) fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Which party a request error is the fault of: it decides the status class and the log

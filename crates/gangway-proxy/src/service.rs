@@ -138,7 +138,9 @@ fn error_response(
             tracing::debug!(client = %conn.client, route, status = status.as_u16(), "{error}")
         }
         Side::Upstream => {
-            tracing::warn!(client = %conn.client, route, upstream, peer, status = status.as_u16(), "{error}")
+            // The cause chain says why: refused, reset, or which certificate check failed.
+            let reason = crate::error::cause_chain(error);
+            tracing::warn!(client = %conn.client, route, upstream, peer, status = status.as_u16(), "{reason}")
         }
         Side::Internal => {
             tracing::error!(client = %conn.client, route, peer, status = status.as_u16(), "{error}")

@@ -20,6 +20,19 @@ async fn connect_error() -> hyper_util::client::legacy::Error {
 }
 
 #[tokio::test]
+async fn an_upstream_failure_is_logged_with_its_cause() {
+    let error = RequestError::UpstreamConnect(connect_error().await);
+    let text = crate::error::cause_chain(&error);
+    assert!(
+        text.starts_with("upstream connection failed: client error (Connect): "),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    // The message already holds its first cause: it is not repeated.
+    assert_eq!(text.matches("client error (Connect)").count(), 1, "{text}");
+}
+
+#[tokio::test]
 async fn every_request_error_has_its_side_and_status() {
     let cases = [
         (
