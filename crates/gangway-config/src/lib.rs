@@ -59,6 +59,7 @@ mod error;
 mod headers;
 mod model;
 mod raw;
+mod relay;
 #[cfg(test)]
 mod tests;
 mod tls;

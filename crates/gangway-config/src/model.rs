@@ -197,6 +197,9 @@ pub enum Action {
         /// The `Location` value, e.g. `https://$host$request_uri`.
         target: Template,
     },
+    /// Pair a device's and a viewer's WebSocket by session id and relay their messages
+    /// (secure shadowing): `<route prefix>/<session-id>?role=device|viewer`.
+    Relay(RelaySettings),
     /// Answer with a fixed response.
     Respond {
         /// Any status from 200 to 599.
@@ -204,6 +207,20 @@ pub enum Action {
         /// The body, sent as `text/plain; charset=utf-8`.
         body: String,
     },
+}
+
+/// How a `relay` route pairs and relays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// How long the first peer of a session waits for the second.
+    pub pairing_timeout: Duration,
+    /// A file holding the secret that signs tickets; with it, every peer needs a valid
+    /// ticket (403 otherwise).
+    pub ticket_secret_file: Option<PathBuf>,
+    /// Whether the device role needs a client certificate that verified.
+    pub require_verified_device: bool,
+    /// Largest message a peer may send.
+    pub max_message_bytes: usize,
 }
 
 /// How a proxy route rewrites the path it sends upstream.
@@ -315,6 +332,10 @@ pub mod defaults {
     pub const UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     /// Graceful drain on shutdown.
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long the first relay peer waits for its partner.
+    pub const RELAY_PAIRING_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Largest relayed message.
+    pub const RELAY_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
     /// How often TLS files are checked for changes.
     pub const CERTIFICATE_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 }

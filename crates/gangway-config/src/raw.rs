@@ -75,6 +75,16 @@ pub(crate) struct RawListener {
     pub(crate) route: Vec<Spanned<RawRoute>>,
 }
 
+/// A route's `relay` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRelay {
+    pub(crate) pairing_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) ticket_secret_file: Option<Spanned<String>>,
+    pub(crate) require_verified_device: Option<Spanned<bool>>,
+    pub(crate) max_message_size: Option<Spanned<RawSize>>,
+}
+
 /// One entry of a listener's `certificates` list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +104,7 @@ pub(crate) struct RawRoute {
     pub(crate) proxy: Option<Spanned<String>>,
     pub(crate) redirect: Option<Spanned<RawRedirect>>,
     pub(crate) respond: Option<Spanned<RawRespond>>,
+    pub(crate) relay: Option<Spanned<RawRelay>>,
     pub(crate) rewrite_prefix: Option<Spanned<String>>,
     pub(crate) rewrite: Option<Spanned<String>>,
     pub(crate) max_body: Option<Spanned<RawSize>>,

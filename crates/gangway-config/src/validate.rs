@@ -751,6 +751,9 @@ impl Checker<'_> {
         if let Some(respond) = &raw.respond {
             found.push(("respond", respond.span()));
         }
+        if let Some(relay) = &raw.relay {
+            found.push(("relay", relay.span()));
+        }
         found.sort_by_key(|(_, span)| span.start);
         let action = match found.as_slice() {
             [] => {
@@ -930,6 +933,8 @@ impl Checker<'_> {
 
         let name = if raw.redirect.is_some() {
             "redirect"
+        } else if raw.relay.is_some() {
+            "relay"
         } else {
             "respond"
         };
@@ -962,6 +967,9 @@ impl Checker<'_> {
         }
         if let Some(redirect) = &raw.redirect {
             return self.redirect(&format!("{key}.redirect"), redirect);
+        }
+        if let Some(relay) = &raw.relay {
+            return self.relay(&format!("{key}.relay"), relay, raw.path.as_ref());
         }
         raw.respond
             .as_ref()
@@ -1183,7 +1191,7 @@ impl Checker<'_> {
         }
     }
 
-    fn path_prefix(&mut self, key: &str, path: &Spanned<String>) -> Option<String> {
+    pub(crate) fn path_prefix(&mut self, key: &str, path: &Spanned<String>) -> Option<String> {
         if path.get_ref().starts_with('/') {
             return Some(path.get_ref().clone());
         }
@@ -1250,7 +1258,7 @@ impl Checker<'_> {
     }
 
     /// Reads an optional size; on error, records it and returns `default`.
-    fn size(&mut self, key: &str, raw: Option<&Spanned<RawSize>>, default: u64) -> u64 {
+    pub(crate) fn size(&mut self, key: &str, raw: Option<&Spanned<RawSize>>, default: u64) -> u64 {
         let Some(raw) = raw else { return default };
         let (value, result) = match &raw.get_ref().0 {
             IntOrString::Int(bytes) => (

@@ -287,6 +287,18 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
                 format!("{{ status = {status}, to = {target} }}"),
             );
         }
+        Action::Relay(relay) => {
+            let mut table = format!(
+                "pairing_timeout = {}, require_verified_device = {}, max_message_size = {}",
+                duration_to_toml(relay.pairing_timeout),
+                relay.require_verified_device,
+                size_to_toml(relay.max_message_bytes as u64),
+            );
+            if let Some(file) = &relay.ticket_secret_file {
+                table.push_str(&format!(", ticket_secret_file = {}", path(file)));
+            }
+            key(out, "relay", format!("{{ {table} }}"));
+        }
         Action::Respond { status, body } => {
             let body = quote(body);
             key(

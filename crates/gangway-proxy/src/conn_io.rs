@@ -32,6 +32,7 @@ request head not received in time\n";
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
     serving: AtomicBool,
+    upgraded: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -39,6 +40,13 @@ impl ConnState {
     /// A request head has been parsed and handed to the engine.
     pub(crate) fn request_started(&self) {
         self.serving.store(true, Ordering::Release);
+    }
+
+    /// The request is answered with 101: from now on the connection carries a tunnel,
+    /// whose own idle timeout applies, and HTTP's head and keep-alive limits no longer do.
+    pub(crate) fn upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// The response has been written (or abandoned); the connection is idle again.
@@ -56,7 +64,7 @@ enum Phase {
     Head,
     /// The engine is serving a request; no deadline here.
     Serving,
-    /// HTTP/2: no guard.
+    /// HTTP/2, or a connection upgraded to a tunnel: no guard.
     Passthrough,
     /// The 408 is being written; `usize` bytes of it are out.
     TimingOut(usize),
@@ -136,6 +144,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
             }
 
             this.state.waker.register(cx.waker());
+            if this.state.upgraded.load(Ordering::Acquire) {
+                *this.phase = Phase::Passthrough;
+                continue;
+            }
             let serving = this.state.serving.load(Ordering::Acquire);
             match (*this.phase, serving) {
                 (Phase::Idle | Phase::Head, true) => *this.phase = Phase::Serving,

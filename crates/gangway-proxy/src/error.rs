@@ -54,6 +54,14 @@ pub enum Error {
         /// The name as configured.
         name: String,
     },
+    /// A relay route's ticket secret could not be read or is too short.
+    #[error("relay ticket secret {}: {problem}", file.display())]
+    RelaySecret {
+        /// The secret file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A route refers to an upstream index that the configuration does not have.
     #[error("listener `{listener}`: a route refers to upstream #{index}, which does not exist")]
     UnknownUpstream {
@@ -124,6 +132,8 @@ pub(crate) enum RequestError {
     },
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
+    #[error("relay refused the peer: {0}")]
+    Relay(#[source] gangway_tunnel::RelayError),
     #[error("WebSocket upgrade on a route that does not allow it")]
     UpgradeNotAllowed,
     #[error("upstream connection failed: {0}")]
@@ -150,6 +160,7 @@ impl RequestError {
             | Self::ClientCertificate { .. }
             | Self::TlsVersionTooOld { .. }
             | Self::MisdirectedHost { .. }
+            | Self::Relay(_)
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout { .. } | Self::UpstreamBadUpgrade => {
@@ -164,6 +175,7 @@ impl RequestError {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             // As for a Host that names another server: the client may retry elsewhere.
+            Self::Relay(refused) => refused.status(),
             Self::TlsVersionTooOld { .. } | Self::MisdirectedHost { .. } => {
                 StatusCode::MISDIRECTED_REQUEST
             }

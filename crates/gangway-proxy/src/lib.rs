@@ -37,6 +37,7 @@ mod access;
 mod body;
 mod conn_io;
 mod error;
+mod relay;
 mod runtime;
 mod server;
 mod service;

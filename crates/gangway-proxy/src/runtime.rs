@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gangway_config::{
-    Action, Config, Forwarding, Listener, ListenerTls, LocationRewriting, Rewrite, Scheme, Upstream,
+    Action, Config, Forwarding, Listener, ListenerTls, LocationRewriting, RelaySettings, Rewrite,
+    Scheme, Upstream,
 };
 use gangway_headers::Template;
 use gangway_headers::{CookieRewrite, ForwardingPolicy, HeaderOps, LocationRewrite};
@@ -45,6 +46,11 @@ pub(crate) enum RouteAction {
     Respond {
         status: StatusCode,
         body: Bytes,
+    },
+    /// The route's own rendezvous; the session id follows `prefix`.
+    Relay {
+        relay: gangway_tunnel::Relay,
+        prefix: String,
     },
 }
 
@@ -202,6 +208,16 @@ pub(crate) fn build_listener(
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 body: Bytes::from(body.clone()),
             },
+            Action::Relay(settings) => RouteAction::Relay {
+                relay: gangway_tunnel::Relay::new(relay_config(settings)?),
+                prefix: match &route.path {
+                    PathMatch::Prefix(prefix) | PathMatch::PreferredPrefix(prefix) => {
+                        prefix.clone()
+                    }
+                    // Validation allows prefix routes only; in code, the whole path.
+                    other => other.to_string(),
+                },
+            },
         };
         let upstream_config = match &route.action {
             Action::Proxy { upstream, .. } => config_upstreams.get(*upstream),
@@ -312,6 +328,39 @@ fn location_rewrite(route: &gangway_config::Route, upstream: Option<&Upstream>) 
             LocationRewrite::Pairs(pairs)
         }
     }
+}
+
+/// The relay's settings; the ticket secret is read now, so a missing or short one stops
+/// the start instead of refusing every peer later.
+fn relay_config(settings: &RelaySettings) -> Result<gangway_tunnel::RelayConfig, Error> {
+    let ticket_secret = match &settings.ticket_secret_file {
+        None => None,
+        Some(file) => {
+            let secret = std::fs::read(file).map_err(|error| Error::RelaySecret {
+                file: file.clone(),
+                problem: format!("cannot be read: {error}"),
+            })?;
+            // A trailing newline from `echo` or an editor is not part of the secret.
+            let secret = secret.trim_ascii().to_vec();
+            if secret.len() < 16 {
+                return Err(Error::RelaySecret {
+                    file: file.clone(),
+                    problem: format!(
+                        "has {} bytes; at least 16 (128 bits) are needed",
+                        secret.len()
+                    ),
+                });
+            }
+            Some(secret)
+        }
+    };
+    Ok(gangway_tunnel::RelayConfig {
+        pairing_timeout: settings.pairing_timeout,
+        ticket_secret,
+        require_verified_device: settings.require_verified_device,
+        max_message_size: settings.max_message_bytes,
+        ..gangway_tunnel::RelayConfig::default()
+    })
 }
 
 fn cookie_rewrite(route: &gangway_config::Route) -> CookieRewrite {

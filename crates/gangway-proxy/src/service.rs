@@ -117,6 +117,9 @@ pub(crate) async fn serve(
         }
     };
     record.status = response.status();
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        conn.state.upgraded();
+    }
     response.body_mut().on_finish(Finish {
         record,
         conn: conn.state.clone(),
@@ -246,6 +249,9 @@ async fn dispatch(
     }
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
+        RouteAction::Relay { relay, prefix } => {
+            crate::relay::serve(conn, request, relay, prefix, route.name.clone())
+        }
         RouteAction::Redirect { status, target } => {
             let facts = conn.facts(
                 request.method(),

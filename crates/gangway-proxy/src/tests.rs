@@ -74,6 +74,18 @@ async fn every_request_error_has_its_side_and_status() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            RequestError::Relay(gangway_tunnel::RelayError::SessionTaken {
+                role: gangway_tunnel::RelayRole::Viewer,
+            }),
+            Side::Downstream,
+            StatusCode::CONFLICT,
+        ),
+        (
+            RequestError::Relay(gangway_tunnel::RelayError::BadTicket),
+            Side::Downstream,
+            StatusCode::FORBIDDEN,
+        ),
+        (
             RequestError::BadTarget,
             Side::Downstream,
             StatusCode::BAD_REQUEST,
@@ -210,4 +222,26 @@ async fn http2_connections_are_not_guarded() {
     let (mut io, _client, _state) = guarded(true);
     let read = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buffer)).await;
     assert!(read.is_err(), "ALPN h2 turns the guard off");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upgraded_connection_outlives_the_head_and_keepalive_limits() {
+    let (mut io, mut client, state) = guarded(false);
+    client.write_all(b"GET /ws HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 20];
+    io.read_exact(&mut head).await.unwrap();
+    state.request_started();
+    state.upgraded();
+    state.request_finished();
+    // Tunnel bytes (not a request head) trickle in long after both limits.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        client.write_all(b"frame").await.unwrap();
+        let mut frame = [0u8; 5];
+        io.read_exact(&mut frame).await.unwrap();
+        assert_eq!(&frame, b"frame");
+    }
+    // And a quiet tunnel is not closed by the guard: only the tunnel's own timeout may.
+    let quiet = tokio::time::timeout(Duration::from_secs(600), io.read(&mut head)).await;
+    assert!(quiet.is_err(), "the guard closed an upgraded connection");
 }

@@ -16,6 +16,12 @@ impl WebSocketKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The `Sec-WebSocket-Accept` value that answers this key (RFC 6455 §4.2.2), for a
+    /// server that answers the upgrade itself.
+    pub fn accept_value(&self) -> String {
+        tungstenite::handshake::derive_accept_key(self.0.as_bytes())
+    }
 }
 
 fn header_has_token(headers: &HeaderMap, name: http::HeaderName, token: &str) -> bool {
