@@ -5,7 +5,6 @@
 //! proxy in front of a built-in echo origin with no files at all.
 
 mod demo;
-mod probe;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,7 +32,9 @@ enum Command {
     /// Start a TLS proxy in front of a built-in echo origin, with a generated certificate.
     Demo(demo::DemoArgs),
     /// Check a WebSocket path end to end: connect, send, expect the echo.
-    Probe(probe::ProbeArgs),
+    Probe(gangway_tunnel::cli::ProbeArgs),
+    /// Carry TCP over WebSockets: --listen/--to, --ws-listen/--to-tcp, or --to/--to-tcp.
+    Bridge(gangway_tunnel::cli::BridgeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +61,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Run(file) => with_config(&file.config, |config| block_on(serve(config, None))),
-        Command::Probe(args) => block_on(probe::run(args)),
+        Command::Probe(args) => block_on(gangway_tunnel::cli::probe(args)),
+        Command::Bridge(args) => block_on(gangway_tunnel::cli::bridge(args)),
         Command::Demo(args) => block_on(async move {
             let origin = match gangway_echo::EchoOrigin::bind(([127, 0, 0, 1], 0).into()).await {
                 Ok(origin) => origin,

@@ -402,3 +402,93 @@ async fn an_upstream_with_a_certificate_from_another_ca_gets_502_and_a_log_line_
         "the log should say the certificate's issuer is not trusted: {line}"
     );
 }
+
+/// Reads `BRIDGE <address> -> ...` from a started bridge.
+fn bridge_address(child: &mut Child) -> SocketAddr {
+    line_starting_with(child, "BRIDGE")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // The device's local service: a TCP echo.
+    let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service_addr = service.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = service.accept().await {
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+
+    let dir = TempDir::new("bridge");
+    let config = dir.path().join("gangway.toml");
+    let listen = gangway_e2e::origins::refused_addr();
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/relay/\"\nrelay = {{}}\n"
+        ),
+    )
+    .unwrap();
+    let _relay = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    drop(connect_when_listening(listen).await);
+
+    let session = "k3Jd9_aQ-Zx81mNpLr4TbWq7";
+    let _device = Running(
+        Command::new(BINARY)
+            .args(["bridge", "--to"])
+            .arg(format!("ws://{listen}/relay/{session}?role=device"))
+            .arg("--to-tcp")
+            .arg(service_addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut viewer = Running(
+        Command::new(BINARY)
+            .args(["bridge", "--listen", "127.0.0.1:0", "--to"])
+            .arg(format!("ws://{listen}/relay/{session}?role=viewer"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let viewer_port = bridge_address(&mut viewer.0);
+
+    let payload: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut client = TcpStream::connect(viewer_port).await.unwrap();
+    let (mut reader, mut writer) = client.split();
+    let echoed = tokio::time::timeout(Duration::from_secs(60), async {
+        let send = async {
+            writer.write_all(&payload).await.unwrap();
+        };
+        let mut received = vec![0u8; payload.len()];
+        let receive = reader.read_exact(&mut received);
+        let ((), read) = tokio::join!(send, receive);
+        read.unwrap();
+        received
+    })
+    .await
+    .expect("the bytes came back in time");
+    assert!(echoed == payload, "the bytes came back changed");
+}

@@ -27,6 +27,9 @@
 //! - [`bridge_tcp_to_ws`] and [`bridge_ws_to_tcp`] carry TCP connections over WebSockets,
 //!   so that a VNC viewer speaking TCP reaches a device through the relay.
 //!
+//! With the `cli` feature, [`cli`] holds the `probe` and `bridge` subcommands (clap
+//! arguments and runners) that the gangway binaries share.
+//!
 //! The protocol is described in `docs/tunnels.md`.
 //!
 //! ```
@@ -58,6 +61,8 @@
 //! ```
 
 mod bridge;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod handshake;
 mod probe;
