@@ -185,7 +185,9 @@ pub(crate) fn build_listener(
             .add_with_templates(expr, &templates, index)
             .map_err(routes_error)?;
         let action = match &route.action {
-            Action::Proxy { upstream, rewrite } => RouteAction::Proxy {
+            Action::Proxy {
+                upstream, rewrite, ..
+            } => RouteAction::Proxy {
                 upstream: upstreams
                     .get(*upstream)
                     .cloned()
