@@ -1142,8 +1142,12 @@ fn the_documented_example_is_valid() {
     let path = dir.write("gangway.toml", example);
     let config = load(&path).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.listeners.len(), 2);
-    assert_eq!(config.listeners[0].routes.len(), 5);
-    assert_eq!(config.upstreams[1].tls.ca, Some(dir.path("ca.pem")));
+    assert_eq!(config.listeners[0].routes.len(), 7);
+    assert_eq!(config.upstreams[2].tls.ca, Some(dir.path("ca.pem")));
+    assert_eq!(
+        config.upstreams[1].pool.balance,
+        gangway_upstream::Method::ByBusyness
+    );
     assert_eq!(
         parse(&to_toml(&config), Path::new("/x/gangway.toml")).unwrap(),
         config
