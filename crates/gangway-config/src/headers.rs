@@ -190,7 +190,7 @@ impl Checker<'_> {
     }
 
     /// A header value template; on a route, the captures it names must exist.
-    fn header_template(
+    pub(crate) fn header_template(
         &mut self,
         key: &str,
         value: &Spanned<String>,

@@ -58,6 +58,7 @@
 mod error;
 mod headers;
 mod model;
+mod pools;
 mod raw;
 mod relay;
 #[cfg(test)]

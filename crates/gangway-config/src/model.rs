@@ -5,6 +5,7 @@
 //! of going through a TOML file.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use gangway_route::{HostMatch, MatchMode, PathMatch};
 use gangway_tls::{
     CertificateSource, ClientCertPolicy, Sha256Fingerprint, TlsVersion, TlsVersions, UnknownSni,
 };
+use gangway_upstream::Method;
 
 /// The whole configuration of one gangway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +191,9 @@ pub enum Action {
         /// How the upstream path is made; `None` passes the client's path and query
         /// unchanged.
         rewrite: Option<Rewrite>,
+        /// Direct routing: the route name of the one peer to send to, rendered from the
+        /// route's captures (`$1`, `${node}`) or fixed; `None` balances over the pool.
+        peer: Option<gangway_route::Template>,
     },
     /// Answer with a redirect whose target is rendered from variables.
     Redirect {
@@ -256,6 +261,70 @@ pub struct Upstream {
     pub keepalive_timeout: Duration,
     /// Header operations of this upstream, merged over the route's.
     pub headers: HeaderRules,
+    /// Balancing, sticky sessions, retries and health checks.
+    pub pool: PoolSettings,
+}
+
+/// How an upstream spreads requests over its peers, and what it does when one fails.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The balancing method (`round_robin`, `ip_hash`, `hash`, `hash_consistent`,
+    /// `least_conn`, `bybusyness`).
+    pub balance: Method,
+    /// The key `hash` and `hash_consistent` hash, such as `$request_uri`; set exactly for
+    /// those two methods.
+    pub hash_key: Option<Template>,
+    /// Apache-style sticky sessions, before balancing.
+    pub sticky: Option<StickySessions>,
+    /// When a request goes on to the next peer.
+    pub retry: Retry,
+    /// Active health checks; `None` relies on passive health (`max_fails`) alone.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Apache `stickysession`: names read as cookies and as URL parameters, the route after
+/// the first `.` of the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickySessions {
+    /// Cookie and URL parameter names, in order of preference.
+    pub names: Vec<String>,
+    /// Apache `scolonpathdelim=On`: a URL parameter's value also ends at `;`.
+    pub scolon_path_delim: bool,
+    /// Whether a route whose peer is not available falls back to balancing; `false` is
+    /// Apache `nofailover=On` (503).
+    pub failover: bool,
+}
+
+/// When a failed try goes on to the next peer (nginx `proxy_next_upstream`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retry {
+    /// The most peers tried for one request, counting the first; 0 tries each peer once.
+    pub tries: u32,
+    /// No new try starts this long after the first; `None` for no bound beyond the tries.
+    pub timeout: Option<Duration>,
+    /// Whether an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) whose
+    /// response failed after it was sent goes to the next peer. A failed connect always
+    /// does.
+    pub idempotent: bool,
+}
+
+/// An active health check: `GET path` to every peer on an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// The `Host` header to send; `None` sends the peer's `host:port`.
+    pub host: Option<String>,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// A check without a response head within this time fails.
+    pub timeout: Duration,
+    /// The statuses that count as healthy.
+    pub expect_status: RangeInclusive<u16>,
+    /// Consecutive successes that bring an unhealthy peer back.
+    pub rise: u32,
+    /// Consecutive failures that take a healthy peer out.
+    pub fall: u32,
 }
 
 /// Upstream transport scheme.
@@ -276,6 +345,16 @@ pub struct Peer {
     pub port: u16,
     /// Relative share of requests (smooth weighted round robin).
     pub weight: u32,
+    /// Route name for sticky sessions and direct routing (Apache `route=`).
+    pub route: Option<String>,
+    /// Failures within `fail_timeout` that take the peer out for `fail_timeout`; 0 never.
+    pub max_fails: u32,
+    /// The window failures are counted in, and how long a failed peer stays out.
+    pub fail_timeout: Duration,
+    /// Used only when no primary peer is available.
+    pub backup: bool,
+    /// Never used (kept so that hashing keeps other clients where they are).
+    pub down: bool,
 }
 
 /// How HTTPS peers are verified.
@@ -338,4 +417,20 @@ pub mod defaults {
     pub const RELAY_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
     /// How often TLS files are checked for changes.
     pub const CERTIFICATE_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+    /// Peer failures that take it out (nginx `max_fails`).
+    pub const MAX_FAILS: u32 = 1;
+    /// Peer failure window and time out (nginx `fail_timeout`).
+    pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Active health check interval.
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+    /// Active health check timeout.
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Consecutive successes that bring a peer back.
+    pub const HEALTH_RISE: u32 = 2;
+    /// Consecutive failures that take a peer out.
+    pub const HEALTH_FALL: u32 = 1;
+    /// The lowest status a health check accepts.
+    pub const HEALTH_EXPECT_MIN: u16 = 200;
+    /// The highest status a health check accepts.
+    pub const HEALTH_EXPECT_MAX: u16 = 399;
 }

@@ -47,6 +47,14 @@ pub(crate) struct RawUpstream {
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
     pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
     pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
+    // Balancing, sticky sessions, retries and health checks (checked in `pools.rs`).
+    pub(crate) balance: Option<Spanned<String>>,
+    pub(crate) hash_key: Option<Spanned<String>>,
+    pub(crate) sticky: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) sticky_scolon_path_delim: Option<Spanned<bool>>,
+    pub(crate) sticky_failover: Option<Spanned<bool>>,
+    pub(crate) retry: Option<Spanned<RawRetry>>,
+    pub(crate) health_check: Option<Spanned<RawHealthCheck>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +125,7 @@ pub(crate) struct RawRoute {
     pub(crate) min_tls_version: Option<Spanned<String>>,
     pub(crate) cookie_domain: Option<Spanned<Vec<(String, String)>>>,
     pub(crate) cookie_path: Option<Spanned<Vec<(String, String)>>>,
+    pub(crate) peer: Option<Spanned<String>>,
 }
 
 /// `respond = { status = 200, body = "ok" }`.
@@ -132,7 +141,8 @@ pub(crate) struct RawRespond {
 #[derive(Debug)]
 pub(crate) enum RawPeer {
     Url(String),
-    Table(RawPeerTable),
+    // Boxed: the table is ten times the size of a URL string.
+    Table(Box<RawPeerTable>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +150,33 @@ pub(crate) enum RawPeer {
 pub(crate) struct RawPeerTable {
     pub(crate) url: Spanned<String>,
     pub(crate) weight: Option<Spanned<i64>>,
+    pub(crate) route: Option<Spanned<String>>,
+    pub(crate) max_fails: Option<Spanned<i64>>,
+    pub(crate) fail_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) backup: Option<Spanned<bool>>,
+    pub(crate) down: Option<Spanned<bool>>,
+}
+
+/// `retry = { tries = 3, timeout = "10s", idempotent = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub(crate) tries: Option<Spanned<i64>>,
+    pub(crate) timeout: Option<Spanned<RawDuration>>,
+    pub(crate) idempotent: Option<Spanned<bool>>,
+}
+
+/// `health_check = { path = "/health", interval = "5s", ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) interval: Option<Spanned<RawDuration>>,
+    pub(crate) timeout: Option<Spanned<RawDuration>>,
+    pub(crate) expect_status: Option<Spanned<RawStatusRange>>,
+    pub(crate) rise: Option<Spanned<i64>>,
+    pub(crate) fall: Option<Spanned<i64>>,
 }
 
 /// `"301 https://$host$request_uri"` or `{ status = 301, to = "https://$host$request_uri" }`.
@@ -170,6 +207,14 @@ pub(crate) struct RawSize(pub(crate) IntOrString);
 /// A duration, unchecked.
 #[derive(Debug)]
 pub(crate) struct RawDuration(pub(crate) IntOrString);
+
+/// A status (`200`) or a range of statuses (`"200-399"`), unchecked.
+#[derive(Debug)]
+pub(crate) struct RawStatusRange(pub(crate) IntOrString);
+
+/// What `expect_status` accepts, for messages.
+pub(crate) const STATUS_RANGE_EXPECTED: &str =
+    "a status such as 200, or a range such as \"200-399\", from 100 to 599";
 
 struct IntOrStringVisitor {
     expecting: &'static str,
@@ -217,6 +262,16 @@ impl<'de> Deserialize<'de> for RawDuration {
     }
 }
 
+impl<'de> Deserialize<'de> for RawStatusRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(IntOrStringVisitor {
+                expecting: STATUS_RANGE_EXPECTED,
+            })
+            .map(Self)
+    }
+}
+
 struct PeerVisitor;
 
 impl<'de> Visitor<'de> for PeerVisitor {
@@ -231,7 +286,8 @@ impl<'de> Visitor<'de> for PeerVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        RawPeerTable::deserialize(MapAccessDeserializer::new(map)).map(RawPeer::Table)
+        RawPeerTable::deserialize(MapAccessDeserializer::new(map))
+            .map(|table| RawPeer::Table(Box::new(table)))
     }
 }
 

@@ -13,8 +13,8 @@ use crate::values::{
     duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, size_to_toml,
 };
 use crate::{
-    Action, Config, Error, Errors, Listener, ListenerTls, Peer, Rewrite, Route, Scheme, Server,
-    Upstream, UpstreamTls, defaults, load, parse, to_toml,
+    Action, Config, Error, Errors, Listener, ListenerTls, Peer, PoolSettings, Rewrite, Route,
+    Scheme, Server, Upstream, UpstreamTls, defaults, load, parse, to_toml,
 };
 
 /// A directory under the system temporary directory, removed on drop.
@@ -128,6 +128,19 @@ fn full_file() -> (TempDir, PathBuf) {
     (dir, path)
 }
 
+fn peer(host: &str, port: u16, weight: u32) -> Peer {
+    Peer {
+        host: host.to_owned(),
+        port,
+        weight,
+        route: None,
+        max_fails: defaults::MAX_FAILS,
+        fail_timeout: defaults::FAIL_TIMEOUT,
+        backup: false,
+        down: false,
+    }
+}
+
 fn route(path: &str, action: Action) -> Route {
     Route {
         host: HostMatch::Any,
@@ -186,6 +199,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                             Action::Proxy {
                                 upstream: 0,
                                 rewrite: Some(Rewrite::Prefix("/app/".to_owned())),
+                                peer: None,
                             },
                         )
                     },
@@ -234,6 +248,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                         Action::Proxy {
                             upstream: 1,
                             rewrite: None,
+                            peer: None,
                         },
                     )
                 }],
@@ -243,40 +258,19 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
             Upstream {
                 name: "app".to_owned(),
                 scheme: Scheme::Http,
-                peers: vec![
-                    Peer {
-                        host: "127.0.0.1".to_owned(),
-                        port: 9000,
-                        weight: 1,
-                    },
-                    Peer {
-                        host: "127.0.0.1".to_owned(),
-                        port: 9001,
-                        weight: 2,
-                    },
-                ],
+                peers: vec![peer("127.0.0.1", 9000, 1), peer("127.0.0.1", 9001, 2)],
                 tls: UpstreamTls::default(),
                 connect_timeout: defaults::CONNECT_TIMEOUT,
                 response_header_timeout: defaults::RESPONSE_HEADER_TIMEOUT,
                 keepalive: 8,
                 keepalive_timeout: defaults::UPSTREAM_KEEPALIVE_TIMEOUT,
                 headers: HeaderRules::default(),
+                pool: PoolSettings::default(),
             },
             Upstream {
                 name: "secure".to_owned(),
                 scheme: Scheme::Https,
-                peers: vec![
-                    Peer {
-                        host: "::1".to_owned(),
-                        port: 8443,
-                        weight: 1,
-                    },
-                    Peer {
-                        host: "backend.internal".to_owned(),
-                        port: 443,
-                        weight: 1,
-                    },
-                ],
+                peers: vec![peer("::1", 8443, 1), peer("backend.internal", 443, 1)],
                 tls: UpstreamTls {
                     ca: Some(dir.path("ca.pem")),
                     server_name: Some("app.internal".to_owned()),
@@ -287,6 +281,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 keepalive: defaults::UPSTREAM_KEEPALIVE,
                 keepalive_timeout: Duration::from_secs(120),
                 headers: HeaderRules::default(),
+                pool: PoolSettings::default(),
             },
         ],
     };
@@ -317,19 +312,13 @@ fn minimal_file_gets_every_default() {
             "/",
             Action::Proxy {
                 upstream: 0,
-                rewrite: None
+                rewrite: None,
+                peer: None,
             }
         )]
     );
     let upstream = &config.upstreams[0];
-    assert_eq!(
-        upstream.peers,
-        vec![Peer {
-            host: "app.internal".to_owned(),
-            port: 80,
-            weight: 1
-        }]
-    );
+    assert_eq!(upstream.peers, vec![peer("app.internal", 80, 1)]);
     assert_eq!(upstream.tls, UpstreamTls::default());
     assert_eq!(upstream.connect_timeout, defaults::CONNECT_TIMEOUT);
     assert_eq!(
@@ -402,12 +391,14 @@ certificate_watch_interval = "5s"
 [[upstream]]
 name = "app"
 peers = [
-    {{ url = "http://[::1]:80", weight = 1 }},
+    {{ url = "http://[::1]:80", weight = 1, max_fails = 1, fail_timeout = "10s", backup = false, down = false }},
 ]
 connect_timeout = "5s"
 response_header_timeout = "1m"
 keepalive = 32
 keepalive_timeout = "1m"
+balance = "round_robin"
+retry = {{ tries = 0, idempotent = false }}
 
 [[listener]]
 name = "listener-1"
@@ -645,7 +636,8 @@ fn unknown_key() {
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),
-        "/x/gangway.toml:3:30: unknown field `wait`, expected `url` or `weight`"
+        "/x/gangway.toml:3:30: unknown field `wait`, expected one of `url`, `weight`, `route`, \
+         `max_fails`, `fail_timeout`, `backup`, `down`"
     );
     assert_eq!(
         errors("[listen]\n"),
@@ -1158,8 +1150,12 @@ fn the_documented_example_is_valid() {
     let path = dir.write("gangway.toml", example);
     let config = load(&path).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.listeners.len(), 2);
-    assert_eq!(config.listeners[0].routes.len(), 5);
-    assert_eq!(config.upstreams[1].tls.ca, Some(dir.path("ca.pem")));
+    assert_eq!(config.listeners[0].routes.len(), 7);
+    assert_eq!(config.upstreams[2].tls.ca, Some(dir.path("ca.pem")));
+    assert_eq!(
+        config.upstreams[1].pool.balance,
+        gangway_upstream::Method::ByBusyness
+    );
     assert_eq!(
         parse(&to_toml(&config), Path::new("/x/gangway.toml")).unwrap(),
         config
@@ -1299,5 +1295,242 @@ fn header_rule_errors_point_at_the_value() {
             "/x/gangway.toml:11:39: listener[1].route[1].request_headers.set.X-Two = \"$2\":"
         ),
         "{text}"
+    );
+}
+
+const POOLS: &str = r#"[[upstream]]
+name = "cluster"
+peers = [
+    { url = "http://10.0.0.1:8080", route = "nodeID1", max_fails = 3, fail_timeout = "30s" },
+    { url = "http://10.0.0.2:8080", route = "nodeID2", weight = 2 },
+    { url = "http://10.0.0.3:8080", backup = true },
+    { url = "http://10.0.0.4:8080", down = true },
+]
+balance = "bybusyness"
+sticky = ["rpcid", "JSESSIONID", "jsessionid"]
+sticky_scolon_path_delim = true
+sticky_failover = false
+retry = { tries = 2, timeout = "10s", idempotent = true }
+health_check = { path = "/health?full=1", host = "cluster.internal", interval = "2s", timeout = "500ms", expect_status = "200-204", rise = 3, fall = 2 }
+
+[[upstream]]
+name = "hashed"
+peers = ["http://10.0.1.1:80", "http://10.0.1.2:80"]
+balance = "hash_consistent"
+hash_key = "$request_uri"
+
+[[listener]]
+address = "127.0.0.1:8080"
+
+[[listener.route]]
+path = "~ ^/websocket/(?<node>[^/]+)(/.*)?$"
+proxy = "cluster"
+rewrite = "/websocket$2"
+peer = "${node}"
+
+[[listener.route]]
+path = "/first/"
+proxy = "cluster"
+peer = "nodeID1"
+
+[[listener.route]]
+path = "/"
+proxy = "hashed"
+"#;
+
+#[test]
+fn pool_keys_parse_into_the_model() {
+    let config = parse(POOLS, Path::new("/x/gangway.toml")).unwrap();
+    let cluster = &config.upstreams[0];
+    assert_eq!(
+        cluster.peers[0],
+        Peer {
+            route: Some("nodeID1".to_owned()),
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(30),
+            ..peer("10.0.0.1", 8080, 1)
+        }
+    );
+    assert_eq!(
+        cluster.peers[1],
+        Peer {
+            route: Some("nodeID2".to_owned()),
+            ..peer("10.0.0.2", 8080, 2)
+        }
+    );
+    assert!(cluster.peers[2].backup && !cluster.peers[2].down);
+    assert!(cluster.peers[3].down && !cluster.peers[3].backup);
+    let pool = &cluster.pool;
+    assert_eq!(pool.balance, gangway_upstream::Method::ByBusyness);
+    assert_eq!(pool.hash_key, None);
+    assert_eq!(
+        pool.sticky,
+        Some(crate::StickySessions {
+            names: vec!["rpcid".into(), "JSESSIONID".into(), "jsessionid".into()],
+            scolon_path_delim: true,
+            failover: false,
+        })
+    );
+    assert_eq!(
+        pool.retry,
+        crate::Retry {
+            tries: 2,
+            timeout: Some(Duration::from_secs(10)),
+            idempotent: true,
+        }
+    );
+    assert_eq!(
+        pool.health_check,
+        Some(crate::HealthCheck {
+            path: "/health?full=1".to_owned(),
+            host: Some("cluster.internal".to_owned()),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_millis(500),
+            expect_status: 200..=204,
+            rise: 3,
+            fall: 2,
+        })
+    );
+    let hashed = &config.upstreams[1].pool;
+    assert_eq!(hashed.balance, gangway_upstream::Method::ConsistentHash);
+    assert_eq!(
+        hashed.hash_key.as_ref().map(Template::source),
+        Some("$request_uri")
+    );
+    assert_eq!(hashed.retry, crate::Retry::default());
+    assert_eq!(hashed.sticky, None);
+
+    let peers: Vec<Option<String>> = config.listeners[0]
+        .routes
+        .iter()
+        .map(|route| match &route.action {
+            Action::Proxy { peer, .. } => peer.as_ref().map(ToString::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        peers,
+        [Some("${node}".to_owned()), Some("nodeID1".to_owned()), None]
+    );
+}
+
+#[test]
+fn pool_keys_round_trip_through_to_toml() {
+    let config = parse(POOLS, Path::new("/x/gangway.toml")).unwrap();
+    let written = to_toml(&config);
+    assert!(written.contains(
+        "{ url = \"http://10.0.0.1:8080\", weight = 1, route = \"nodeID1\", max_fails = 3, \
+         fail_timeout = \"30s\", backup = false, down = false }"
+    ));
+    assert!(written.contains("balance = \"bybusyness\"\n"));
+    assert!(written.contains("sticky_failover = false\n"));
+    assert!(written.contains("expect_status = \"200-204\""));
+    assert!(written.contains("peer = \"${node}\"\n"));
+    let reread = parse(&written, Path::new("/x/gangway.toml")).unwrap();
+    assert_eq!(reread, config);
+    assert_eq!(to_toml(&reread), written);
+}
+
+/// `POOLS` with `from` replaced by `to` (which must be there).
+fn pools_with(from: &str, to: &str) -> String {
+    assert!(POOLS.contains(from), "{from}");
+    POOLS.replacen(from, to, 1)
+}
+
+#[test]
+fn pool_key_errors_say_where_and_what_was_expected() {
+    assert_eq!(
+        errors(&pools_with("\"bybusyness\"", "\"fair\"")),
+        "/x/gangway.toml:9:11: upstream[1].balance = \"fair\": is not a balancing method; \
+         expected one of \"round_robin\", \"ip_hash\", \"hash\", \"hash_consistent\", \
+         \"least_conn\" or \"bybusyness\""
+    );
+    assert_eq!(
+        errors(&pools_with("hash_key = \"$request_uri\"\n", "")),
+        "/x/gangway.toml:16:1: upstream[2].hash_key is missing; expected the key to hash, \
+         such as \"$request_uri\" or \"$remote_addr\""
+    );
+    assert_eq!(
+        errors(&pools_with("\"hash_consistent\"", "\"ip_hash\"")),
+        "/x/gangway.toml:20:12: upstream[2].hash_key = \"$request_uri\": is set for balance = \
+         \"ip_hash\", which hashes no key; expected balance = \"hash\" or \"hash_consistent\", \
+         or no hash_key"
+    );
+    let error = errors(&pools_with("\"$request_uri\"", "\"$nope\""));
+    assert!(
+        error.starts_with("/x/gangway.toml:20:13: upstream[2].hash_key: "),
+        "{error}"
+    );
+    assert_eq!(
+        errors(&pools_with("route = \"nodeID2\"", "route = \"nodeID1\"")),
+        "/x/gangway.toml:5:45: upstream[1].peers[2].route = \"nodeID1\": is already the route \
+         of peers[1]; expected a route name used by one peer only"
+    );
+    assert_eq!(
+        errors(&pools_with("max_fails = 3", "max_fails = -1")),
+        "/x/gangway.toml:4:68: upstream[1].peers[1].max_fails = -1: is out of range; expected \
+         a number of failures, 0 (never out) or more"
+    );
+    assert_eq!(
+        errors(&pools_with("peer = \"nodeID1\"", "peer = \"nodeID9\"")),
+        "/x/gangway.toml:34:8: listener[1].route[2].peer = \"nodeID9\": is not the route name \
+         of a peer of this upstream; expected one of \"nodeID1\", \"nodeID2\""
+    );
+    let error = errors(&pools_with("peer = \"${node}\"", "peer = \"$3\""));
+    assert!(
+        error.starts_with("/x/gangway.toml:29:9: listener[1].route[1].peer: "),
+        "{error}"
+    );
+    assert_eq!(
+        errors(&pools_with("\"200-204\"", "\"204-200\"")),
+        "/x/gangway.toml:14:122: upstream[1].health_check.expect_status = \"204-200\": is not \
+         a status or a range of statuses; expected a status such as 200, or a range such as \
+         \"200-399\", from 100 to 599"
+    );
+    assert_eq!(
+        errors(&pools_with("path = \"/health?full=1\", ", "")),
+        "/x/gangway.toml:14:16: upstream[1].health_check.path is missing; expected the path \
+         to ask each peer for, such as \"/health\""
+    );
+    assert_eq!(
+        errors(&pools_with("fall = 2", "fall = 0")),
+        "/x/gangway.toml:14:150: upstream[1].health_check.fall = 0: is out of range; expected \
+         a number of consecutive checks, 1 or more"
+    );
+    assert_eq!(
+        errors(&pools_with("retry = { tries = 2", "retry = { tries = -2")),
+        "/x/gangway.toml:13:19: upstream[1].retry.tries = -2: is out of range; expected a \
+         number of peers to try, counting the first; 0 tries each peer once"
+    );
+    assert_eq!(
+        errors(&pools_with(
+            "sticky = [\"rpcid\", \"JSESSIONID\", \"jsessionid\"]\n",
+            ""
+        )),
+        "/x/gangway.toml:10:28: upstream[1].sticky_scolon_path_delim = true: is set without \
+         sticky; expected sticky = [\"NAME\", ...] on the upstream, or the key removed\n\
+         /x/gangway.toml:11:19: upstream[1].sticky_failover = false: is set without sticky; \
+         expected sticky = [\"NAME\", ...] on the upstream, or the key removed"
+    );
+    let no_routes =
+        pools_with(", route = \"nodeID1\"", "").replacen(", route = \"nodeID2\"", "", 1);
+    let error = errors(&no_routes);
+    assert!(
+        error.starts_with(
+            "/x/gangway.toml:10:10: upstream[1].sticky = [\"rpcid\", \"JSESSIONID\", \
+             \"jsessionid\"]: is set, but no peer of this upstream has a route name; expected"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        errors(
+            "[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", backup = true }]\n\n\
+             [[listener]]\naddress = \"127.0.0.1:80\"\n[[listener.route]]\npath = \"/\"\n\
+             redirect = \"301 /x\"\npeer = \"n1\"\n"
+        ),
+        "/x/gangway.toml:3:9: upstream[1].peers = [...]: has only backup peers; expected at \
+         least one peer without backup = true\n\
+         /x/gangway.toml:10:8: listener[1].route[1].peer: only a `proxy` route can have this, \
+         and this route uses `redirect`; expected the key removed"
     );
 }

@@ -17,6 +17,7 @@ use crate::headers::Level;
 use crate::model::{
     Action, Config, Listener, Peer, Rewrite, Route, Scheme, Server, Upstream, defaults,
 };
+use crate::pools::PeerSettings;
 use crate::raw::{
     IntOrString, RawConfig, RawDuration, RawListener, RawPeer, RawRedirect, RawRespond, RawRoute,
     RawSize, RawUpstream,
@@ -64,6 +65,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Config, Errors> {
         lines,
         base_dir: base_dir(path),
         errors: Vec::new(),
+        peer_routes: Vec::new(),
     };
     let config = checker.config(raw);
     let mut errors = checker.errors;
@@ -154,6 +156,8 @@ pub(crate) struct Checker<'a> {
     lines: LineIndex<'a>,
     base_dir: PathBuf,
     pub(crate) errors: Vec<Error>,
+    /// The peers' route names of each upstream, by index, for a route's fixed `peer`.
+    peer_routes: Vec<Vec<String>>,
 }
 
 /// Where a name or address was first seen, to report the second one.
@@ -315,6 +319,7 @@ impl Checker<'_> {
 
         let mut scheme = None;
         let mut peers = Vec::new();
+        let mut routes = Vec::new();
         match &raw.peers {
             None => {
                 let expected = "a list of peer URLs such as [\"http://127.0.0.1:9000\"]";
@@ -332,6 +337,7 @@ impl Checker<'_> {
                 );
             }
             Some(list) => {
+                routes = self.check_peer_list(key, list);
                 for (index, peer) in list.get_ref().iter().enumerate() {
                     let peer_key = format!("{key}.peers[{}]", index + 1);
                     let Some((peer_scheme, url_span, peer)) = self.peer(&peer_key, peer) else {
@@ -430,6 +436,8 @@ impl Checker<'_> {
             raw.response_headers.as_ref(),
             &Level::Shared,
         );
+        let pool = self.pool_settings(key, upstream, &routes);
+        self.peer_routes.push(routes);
         Some(Upstream {
             name: name?,
             scheme: scheme?,
@@ -440,6 +448,7 @@ impl Checker<'_> {
             keepalive,
             keepalive_timeout,
             headers: headers?,
+            pool: pool?,
         })
     }
 
@@ -453,6 +462,10 @@ impl Checker<'_> {
         let (url, url_span, weight) = match peer.get_ref() {
             RawPeer::Url(url) => (url, peer.span(), None),
             RawPeer::Table(table) => (table.url.get_ref(), table.url.span(), table.weight.as_ref()),
+        };
+        let settings = match peer.get_ref() {
+            RawPeer::Url(_) => Some(PeerSettings::default()),
+            RawPeer::Table(table) => self.peer_settings(key, table),
         };
         let weight = match weight {
             None => Some(1),
@@ -477,10 +490,15 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let peer = weight.map(|weight| Peer {
+        let peer = weight.zip(settings).map(|(weight, settings)| Peer {
             host: url.host,
             port: url.port,
             weight,
+            route: settings.route,
+            max_fails: settings.max_fails,
+            fail_timeout: settings.fail_timeout,
+            backup: settings.backup,
+            down: settings.down,
         });
         Some((url.scheme, url_span, peer))
     }
@@ -857,13 +875,22 @@ impl Checker<'_> {
             }
         }
         let (host, path, methods) = (host?, path?, methods?);
-        let action = action?;
+        let mut action = action?;
         if let Action::Proxy {
             rewrite: Some(rewrite),
             ..
         } = &action
         {
             self.check_rewrite(key, raw, &host, &path, &methods, rewrite);
+        }
+        if let (Action::Proxy { upstream, peer, .. }, Some(value)) = (&mut action, &raw.peer) {
+            let routes = self.peer_routes.get(*upstream).cloned();
+            *peer = Some(self.route_peer(
+                &format!("{key}.peer"),
+                value,
+                expr.as_ref(),
+                routes.as_deref(),
+            )?);
         }
         Some(Route {
             host,
@@ -928,6 +955,8 @@ impl Checker<'_> {
             return Some(Action::Proxy {
                 upstream: upstream?,
                 rewrite: rewrite?,
+                // Set by `route` once the route's captures are known.
+                peer: None,
             });
         }
 
@@ -941,6 +970,7 @@ impl Checker<'_> {
         for (field, value) in [
             ("rewrite_prefix", &raw.rewrite_prefix),
             ("rewrite", &raw.rewrite),
+            ("peer", &raw.peer),
         ] {
             if let Some(value) = value {
                 let at = self.at(&value.span());
@@ -1116,7 +1146,7 @@ impl Checker<'_> {
 
     /// A route expression part (path, host, rewrite template) parsed by `gangway-route`; its
     /// error is reported at the column it names.
-    fn route_syntax<T>(
+    pub(crate) fn route_syntax<T>(
         &mut self,
         key: &str,
         value: &Spanned<String>,

@@ -8,8 +8,8 @@ use gangway_tls::{CertificateSource, TlsVersion, TlsVersions, UnknownSni};
 use gangway_headers::HeaderOp;
 
 use crate::model::{
-    Action, Config, HeaderRules, Listener, ListenerTls, LocationRewriting, Rewrite, Route, Scheme,
-    Upstream, UpstreamTls,
+    Action, Config, HeaderRules, Listener, ListenerTls, LocationRewriting, PoolSettings, Rewrite,
+    Route, Scheme, Upstream, UpstreamTls,
 };
 use crate::values::{duration_to_toml, peer_url, quote, size_to_toml};
 
@@ -62,9 +62,17 @@ fn write_upstream(out: &mut String, upstream: &Upstream) {
     out.push_str("peers = [\n");
     for peer in &upstream.peers {
         let url = quote(&peer_url(upstream.scheme, &peer.host, peer.port));
+        let route = peer
+            .route
+            .as_ref()
+            .map_or_else(String::new, |route| format!(", route = {}", quote(route)));
         out.push_str(&format!(
-            "    {{ url = {url}, weight = {} }},\n",
-            peer.weight
+            "    {{ url = {url}, weight = {}{route}, max_fails = {}, fail_timeout = {}, backup = {}, down = {} }},\n",
+            peer.weight,
+            peer.max_fails,
+            duration_to_toml(peer.fail_timeout),
+            peer.backup,
+            peer.down,
         ));
     }
     out.push_str("]\n");
@@ -94,6 +102,61 @@ fn write_upstream(out: &mut String, upstream: &Upstream) {
         duration_to_toml(upstream.keepalive_timeout),
     );
     write_header_rules(out, &upstream.headers);
+    write_pool(out, &upstream.pool);
+}
+
+/// Balancing, sticky sessions, retries and health checks of one upstream.
+fn write_pool(out: &mut String, pool: &PoolSettings) {
+    key(out, "balance", quote(pool.balance.name()));
+    if let Some(hash_key) = &pool.hash_key {
+        key(out, "hash_key", quote(hash_key.source()));
+    }
+    if let Some(sticky) = &pool.sticky {
+        let names: Vec<String> = sticky.names.iter().map(|name| quote(name)).collect();
+        key(out, "sticky", format!("[{}]", names.join(", ")));
+        key(
+            out,
+            "sticky_scolon_path_delim",
+            sticky.scolon_path_delim.to_string(),
+        );
+        key(out, "sticky_failover", sticky.failover.to_string());
+    }
+    let retry = &pool.retry;
+    let timeout = retry.timeout.map_or_else(String::new, |timeout| {
+        format!(", timeout = {}", duration_to_toml(timeout))
+    });
+    key(
+        out,
+        "retry",
+        format!(
+            "{{ tries = {}{timeout}, idempotent = {} }}",
+            retry.tries, retry.idempotent
+        ),
+    );
+    if let Some(check) = &pool.health_check {
+        let host = check
+            .host
+            .as_ref()
+            .map_or_else(String::new, |host| format!(", host = {}", quote(host)));
+        let (low, high) = (check.expect_status.start(), check.expect_status.end());
+        let expect = if low == high {
+            low.to_string()
+        } else {
+            quote(&format!("{low}-{high}"))
+        };
+        key(
+            out,
+            "health_check",
+            format!(
+                "{{ path = {}{host}, interval = {}, timeout = {}, expect_status = {expect}, rise = {}, fall = {} }}",
+                quote(&check.path),
+                duration_to_toml(check.interval),
+                duration_to_toml(check.timeout),
+                check.rise,
+                check.fall,
+            ),
+        );
+    }
 }
 
 /// The listener's certificates; false (with a comment) when one is held in memory and
@@ -254,7 +317,11 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
         key(out, "methods", format!("[{}]", methods.join(", ")));
     }
     match &route.action {
-        Action::Proxy { upstream, rewrite } => {
+        Action::Proxy {
+            upstream,
+            rewrite,
+            peer,
+        } => {
             let name = upstreams
                 .get(*upstream)
                 .map_or_else(|| format!("<no upstream #{upstream}>"), |u| u.name.clone());
@@ -277,6 +344,9 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
                 Some(Rewrite::Template(template)) => {
                     key(out, "rewrite", quote(&template.to_string()));
                 }
+            }
+            if let Some(peer) = peer {
+                key(out, "peer", quote(&peer.to_string()));
             }
         }
         Action::Redirect { status, target } => {

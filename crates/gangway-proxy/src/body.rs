@@ -18,6 +18,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use tokio::time::{Instant, Sleep};
 
+use gangway_upstream::{InFlight, RetryBody};
+
 use crate::access::AccessRecord;
 use crate::conn_io::ConnState;
 
@@ -90,7 +92,8 @@ impl RequestBodyFacts {
 /// The client's request body on its way to the upstream.
 #[derive(Debug)]
 pub(crate) struct RequestBody {
-    inner: hyper::body::Incoming,
+    /// `None`: an empty body, made again for each try of a request that had none.
+    inner: Option<hyper::body::Incoming>,
     limit: u64,
     idle: IdleTimer,
     facts: Arc<RequestBodyFacts>,
@@ -108,7 +111,18 @@ impl RequestBody {
             facts.mark_complete();
         }
         Self {
-            inner,
+            inner: Some(inner),
+            limit,
+            idle: IdleTimer::new(idle_timeout),
+            facts,
+        }
+    }
+
+    /// An empty body, for another try of a request that had none.
+    pub(crate) fn empty(limit: u64, idle_timeout: Duration, facts: Arc<RequestBodyFacts>) -> Self {
+        facts.mark_complete();
+        Self {
+            inner: None,
             limit,
             idle: IdleTimer::new(idle_timeout),
             facts,
@@ -125,7 +139,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.touch();
                 if let Some(data) = frame.data_ref() {
@@ -157,11 +174,50 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// The body of one try: the request body itself, or, when the request may go on to another
+/// peer, wrapped so that it can be taken back if the try failed before reading it.
+#[derive(Debug)]
+pub(crate) enum UpstreamBody {
+    Direct(RequestBody),
+    Reclaimable(RetryBody<RequestBody>),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Direct(body) => Pin::new(body).poll_frame(cx),
+            Self::Reclaimable(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Direct(body) => body.is_end_stream(),
+            Self::Reclaimable(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Direct(body) => body.size_hint(),
+            Self::Reclaimable(body) => body.size_hint(),
+        }
     }
 }
 
@@ -172,6 +228,8 @@ pub(crate) struct ResponseBody {
     idle: Option<IdleTimer>,
     bytes: u64,
     finish: Option<Finish>,
+    /// Counts the request as in flight to its peer until the body has ended.
+    in_flight: Option<InFlight>,
 }
 
 /// What happens when the response ends: the access-log line and the connection guard.
@@ -193,7 +251,14 @@ impl ResponseBody {
             idle: Some(IdleTimer::new(idle_timeout)),
             bytes: 0,
             finish: None,
+            in_flight: None,
         }
+    }
+
+    /// Keeps the request counted as in flight to its peer until the body ends.
+    pub(crate) fn holding(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = Some(in_flight);
+        self
     }
 
     /// A body held in full (an error page, a redirect, a fixed response).
@@ -206,6 +271,7 @@ impl ResponseBody {
             idle: None,
             bytes: 0,
             finish: None,
+            in_flight: None,
         }
     }
 
@@ -242,9 +308,13 @@ impl Body for ResponseBody {
                 if let Some(finish) = &mut this.finish {
                     finish.record.fail(error.to_string());
                 }
+                this.in_flight = None;
                 Poll::Ready(Some(Err(error)))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.in_flight = None;
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let Some(idle) = &mut this.idle else {
                     return Poll::Pending;

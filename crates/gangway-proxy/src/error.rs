@@ -138,6 +138,8 @@ pub(crate) enum RequestError {
     UpgradeNotAllowed,
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(#[source] hyper_util::client::legacy::Error),
+    #[error("upstream pool: {0}")]
+    NoPeer(#[source] gangway_upstream::Error),
     #[error("upstream sent no response head within {seconds} s")]
     UpstreamTimeout { seconds: u64 },
     #[error("upstream answered the WebSocket upgrade without a valid Sec-WebSocket-Accept")]
@@ -167,6 +169,11 @@ impl RequestError {
                 Side::Upstream
             }
             Self::UpstreamRequest(_) | Self::BadRedirectTarget => Side::Internal,
+            Self::NoPeer(error) => match error.side() {
+                gangway_upstream::Side::Downstream => Side::Downstream,
+                gangway_upstream::Side::Upstream => Side::Upstream,
+                gangway_upstream::Side::Internal => Side::Internal,
+            },
         }
     }
 
@@ -189,6 +196,12 @@ impl RequestError {
             Self::UpstreamConnect(_) | Self::UpstreamBadUpgrade => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamRequest(_) | Self::BadRedirectTarget => StatusCode::INTERNAL_SERVER_ERROR,
+            // A direct route naming a node the pool does not have answers as one whose node
+            // is down (503), not 404: the path exists, the node behind it does not.
+            Self::NoPeer(gangway_upstream::Error::UnknownRoute { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::NoPeer(error) => error.status(),
         }
     }
 }

@@ -14,22 +14,31 @@ use gangway_route::{NormalizeOptions, PathMatch, RouteExpr, RouteTable, RouteTab
 use gangway_tls::{
     CertificateStore, ClientCa, PemSource, UnknownSni, UpstreamRoots, UpstreamVerification,
 };
-use gangway_upstream::{ClientSettings, Peer, Pool, UpstreamClient, UpstreamScheme};
+use gangway_upstream::{
+    ClientSettings, HealthChecker, Peer, Pool, RetryPolicy, Sticky, UpstreamClient, UpstreamScheme,
+};
 use http::HeaderName;
 use http::StatusCode;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 
 use crate::Error;
-use crate::body::RequestBody;
+use crate::body::UpstreamBody;
 
 /// One upstream pool, ready to send to.
 #[derive(Debug)]
 pub(crate) struct UpstreamRuntime {
     pub(crate) name: Arc<str>,
     pub(crate) pool: Pool,
-    pub(crate) client: UpstreamClient<RequestBody>,
+    pub(crate) client: UpstreamClient<UpstreamBody>,
     pub(crate) response_header_timeout: Duration,
+    /// When a failed try goes on to the next peer.
+    pub(crate) retry: RetryPolicy,
+    /// Whether a request may go to a second peer at all: only then is its body kept
+    /// reclaimable and its headers copied per try.
+    pub(crate) may_retry: bool,
+    /// The key of `hash` / `hash_consistent`, rendered per request.
+    pub(crate) hash_key: Option<Template>,
 }
 
 /// What a matched route does.
@@ -38,6 +47,8 @@ pub(crate) enum RouteAction {
     Proxy {
         upstream: Arc<UpstreamRuntime>,
         rewrite: Option<PathRewrite>,
+        /// Direct routing: the route name of the one peer, rendered from the captures.
+        peer: Option<gangway_route::Template>,
     },
     Redirect {
         status: StatusCode,
@@ -107,21 +118,71 @@ pub(crate) struct ListenerRuntime {
     pub(crate) max_header_bytes: usize,
 }
 
+/// The pool of one upstream: its peers with their route names and failure settings, the
+/// balancing method and sticky sessions.
+fn build_pool(upstream: &Upstream) -> Result<Pool, gangway_upstream::Error> {
+    let peers = upstream
+        .peers
+        .iter()
+        .map(|config| {
+            let mut peer = Peer::new(config.host.clone(), config.port, config.weight)
+                .with_max_fails(config.max_fails)
+                .with_fail_timeout(config.fail_timeout);
+            if let Some(route) = &config.route {
+                peer = peer.with_route(route.clone());
+            }
+            if config.backup {
+                peer = peer.backup();
+            }
+            if config.down {
+                peer = peer.marked_down();
+            }
+            peer
+        })
+        .collect();
+    let settings = &upstream.pool;
+    let mut builder = Pool::builder(peers).method(settings.balance);
+    if let Some(sticky) = &settings.sticky {
+        builder = builder.sticky(
+            Sticky::new(sticky.names.iter().cloned())
+                .scolon_path_delim(sticky.scolon_path_delim)
+                .failover(sticky.failover),
+        );
+    }
+    builder.build()
+}
+
+/// The active health checker of an upstream that has one configured; spawned by the
+/// server when it starts serving.
+fn health_checker(
+    upstream: &Upstream,
+    pool: &Pool,
+    scheme: &UpstreamScheme,
+) -> Result<Option<HealthChecker>, gangway_upstream::Error> {
+    let Some(config) = &upstream.pool.health_check else {
+        return Ok(None);
+    };
+    let mut check = gangway_upstream::HealthCheck::new(config.path.clone())
+        .interval(config.interval)
+        .timeout(config.timeout)
+        .expect_status(config.expect_status.clone())
+        .rise(config.rise)
+        .fall(config.fall);
+    if let Some(host) = &config.host {
+        check = check.host(host.clone());
+    }
+    HealthChecker::new(pool, check, scheme.clone(), upstream.connect_timeout).map(Some)
+}
+
 pub(crate) fn build_upstream(
     upstream: &Upstream,
     provider: &Arc<CryptoProvider>,
-) -> Result<UpstreamRuntime, Error> {
-    let pool = Pool::new(
-        upstream
-            .peers
-            .iter()
-            .map(|peer| Peer::new(peer.host.clone(), peer.port, peer.weight))
-            .collect(),
-    )
-    .map_err(|source| Error::Upstream {
+) -> Result<(UpstreamRuntime, Option<HealthChecker>), Error> {
+    let upstream_error = |source| Error::Upstream {
         upstream: upstream.name.clone(),
         source,
-    })?;
+    };
+    let pool = build_pool(upstream).map_err(upstream_error)?;
     let scheme = match upstream.scheme {
         Scheme::Http => UpstreamScheme::Http,
         Scheme::Https => {
@@ -154,12 +215,24 @@ pub(crate) fn build_upstream(
         max_idle_per_peer: upstream.keepalive,
         idle_timeout: upstream.keepalive_timeout,
     };
-    Ok(UpstreamRuntime {
+    let health = health_checker(upstream, &pool, &scheme).map_err(upstream_error)?;
+    let retry_settings = upstream.pool.retry;
+    let retry = RetryPolicy {
+        max_tries: retry_settings.tries,
+        timeout: retry_settings.timeout,
+        retry_idempotent: retry_settings.idempotent,
+    };
+    let may_retry = pool.peers().len() > 1 && retry.max_tries != 1;
+    let runtime = UpstreamRuntime {
         name: upstream.name.as_str().into(),
         pool,
         client: UpstreamClient::new(scheme, settings),
         response_header_timeout: upstream.response_header_timeout,
-    })
+        retry,
+        may_retry,
+        hash_key: upstream.pool.hash_key.clone(),
+    };
+    Ok((runtime, health))
 }
 
 pub(crate) fn build_listener(
@@ -190,7 +263,11 @@ pub(crate) fn build_listener(
             .add_with_templates(expr, &templates, index)
             .map_err(routes_error)?;
         let action = match &route.action {
-            Action::Proxy { upstream, rewrite } => RouteAction::Proxy {
+            Action::Proxy {
+                upstream,
+                rewrite,
+                peer,
+            } => RouteAction::Proxy {
                 upstream: upstreams
                     .get(*upstream)
                     .cloned()
@@ -199,6 +276,7 @@ pub(crate) fn build_listener(
                         index: *upstream,
                     })?,
                 rewrite: path_rewrite(&route.path, rewrite.as_ref()),
+                peer: peer.clone(),
             },
             Action::Redirect { status, target } => RouteAction::Redirect {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
@@ -465,19 +543,23 @@ fn upstream_tls(upstream: &Upstream) -> gangway_tls::UpstreamTls {
     options
 }
 
-/// Builds every upstream and listener of `config`.
+/// Builds every upstream and listener of `config`, and the health checkers of the
+/// upstreams that have one (not yet running).
 pub(crate) fn build(
     config: &Config,
     provider: &Arc<CryptoProvider>,
-) -> Result<Vec<ListenerRuntime>, Error> {
-    let upstreams = config
-        .upstreams
-        .iter()
-        .map(|upstream| build_upstream(upstream, provider).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()?;
-    config
+) -> Result<(Vec<ListenerRuntime>, Vec<HealthChecker>), Error> {
+    let mut upstreams = Vec::with_capacity(config.upstreams.len());
+    let mut health = Vec::new();
+    for upstream in &config.upstreams {
+        let (runtime, checker) = build_upstream(upstream, provider)?;
+        upstreams.push(Arc::new(runtime));
+        health.extend(checker);
+    }
+    let listeners = config
         .listeners
         .iter()
         .map(|listener| build_listener(listener, &config.upstreams, &upstreams, provider))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((listeners, health))
 }

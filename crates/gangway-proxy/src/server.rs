@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gangway_config::Config;
 use gangway_tls::{Reload, ReloadReport, spawn_watcher};
+use gangway_upstream::{HealthChecker, HealthTask};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -76,6 +77,8 @@ pub struct Server {
     addresses: Vec<SocketAddr>,
     drain_timeout: Duration,
     certificate_watch_interval: Option<Duration>,
+    /// Active health checks, started by [`run`](Self::run).
+    health: Vec<HealthChecker>,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
@@ -126,7 +129,7 @@ impl Server {
     /// Compiles `config` and binds every listener. The crypto provider is used for every
     /// TLS listener and upstream.
     pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
-        let runtimes = build(config, &provider)?;
+        let (runtimes, health) = build(config, &provider)?;
         let mut listeners = Vec::with_capacity(runtimes.len());
         let mut addresses = Vec::with_capacity(runtimes.len());
         for (listener, runtime) in config.listeners.iter().zip(runtimes) {
@@ -151,6 +154,7 @@ impl Server {
             addresses,
             drain_timeout: config.server.drain_timeout,
             certificate_watch_interval: config.server.certificate_watch_interval,
+            health,
         })
     }
 
@@ -194,6 +198,8 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
         let tunnels = Tracker::default();
+        // Each task stops when dropped: at shutdown, below.
+        let health: Vec<HealthTask> = self.health.into_iter().map(HealthChecker::spawn).collect();
         let mut accept_loops = Vec::with_capacity(self.listeners.len());
         for (socket, runtime) in self.listeners {
             accept_loops.push(tokio::spawn(accept_loop(
@@ -205,6 +211,7 @@ impl Server {
             )));
         }
         shutdown.await;
+        drop(health);
         tracing::info!(
             "shutting down: no new connections; draining for up to {:?}",
             self.drain_timeout

@@ -7,13 +7,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use gangway_headers::{ForwardedProto, Rendered, strip_hop_by_hop, strip_hop_by_hop_keep_upgrade};
 use gangway_tunnel::{accepts_key, is_upgrade_request, splice, validate_upgrade_request};
+use gangway_upstream::{Failure, Reclaim, RequestInfo, RetryBody};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::access::AccessRecord;
-use crate::body::{Finish, RequestBody, RequestBodyFacts, ResponseBody};
+use crate::body::{Finish, RequestBody, RequestBodyFacts, ResponseBody, UpstreamBody};
 use crate::conn_io::ConnState;
 use crate::error::{RequestError, Side};
 use crate::runtime::{ListenerRuntime, PathRewrite, RouteAction, RouteRuntime, UpstreamRuntime};
@@ -267,7 +270,11 @@ async fn dispatch(
             response.headers_mut().insert(LOCATION, location);
             Ok(response)
         }
-        RouteAction::Proxy { upstream, rewrite } => {
+        RouteAction::Proxy {
+            upstream,
+            rewrite,
+            peer,
+        } => {
             let upstream_target = match rewrite {
                 None => target.to_owned(),
                 Some(PathRewrite::Prefix { from, to }) => {
@@ -294,6 +301,8 @@ async fn dispatch(
             // Rendered now, while the request and the captures are at hand; applied after
             // the client's hop-by-hop and identity headers are gone.
             let rendered = route.request_ops.render(&facts);
+            let hash_key = upstream.hash_key.as_ref().map(|key| key.render(&facts));
+            let direct_peer = peer.as_ref().map(|peer| matched.render(peer));
             let snapshot = route.rewrites_responses().then(|| ResponseContext {
                 method: request.method().clone(),
                 uri: request.uri().clone(),
@@ -306,6 +315,8 @@ async fn dispatch(
                 rendered,
                 snapshot,
                 host,
+                hash_key,
+                direct_peer,
             };
             proxy(conn, route, upstream, prepared, request, record).await
         }
@@ -318,6 +329,10 @@ struct Outbound<'r> {
     rendered: Rendered<'r>,
     snapshot: Option<ResponseContext>,
     host: Option<&'r str>,
+    /// The rendered key of a `hash` upstream.
+    hash_key: Option<String>,
+    /// The route name of the peer a direct route names.
+    direct_peer: Option<String>,
 }
 
 /// The request facts kept for rendering response headers, for routes that rewrite them.
@@ -358,16 +373,30 @@ async fn proxy(
         });
     }
 
-    let peer = upstream.pool.next_peer();
+    // The peers to try, chosen before any header changes: sticky sessions read the
+    // client's own cookies and target.
+    let info = RequestInfo::from_request(&request)
+        .client(conn.client.ip())
+        .hash_key(prepared.hash_key.as_deref().unwrap_or_default().as_bytes());
+    let mut selection = match &prepared.direct_peer {
+        Some(route) => upstream.pool.select_route(route),
+        None => upstream.pool.select(info),
+    };
+    // A direct route's peer, or the session's own peer under Apache `nofailover`: a
+    // failed try of it ends the request with 503 instead of going to another peer.
+    let pinned = prepared.direct_peer.clone().or_else(|| {
+        upstream
+            .pool
+            .sticky()
+            .filter(|sticky| !sticky.fails_over())
+            .and_then(|sticky| sticky.route(&info))
+            .map(str::to_owned)
+    });
     record.upstream = Some(upstream.name.clone());
-    record.peer = Some(peer.authority().to_owned());
+
     let (mut parts, body) = request.into_parts();
-    let uri = Uri::builder()
-        .scheme(upstream.client.scheme())
-        .authority(peer.authority())
-        .path_and_query(prepared.upstream_target)
-        .build()
-        .map_err(RequestError::UpstreamRequest)?;
+    let target = PathAndQuery::from_maybe_shared(Bytes::from(prepared.upstream_target))
+        .map_err(|error| RequestError::UpstreamRequest(error.into()))?;
 
     // An HTTP/2 client names the host in `:authority`; the upstream speaks HTTP/1.1.
     if !parts.headers.contains_key(HOST) {
@@ -395,48 +424,115 @@ async fn proxy(
 
     let facts = Arc::new(RequestBodyFacts::default());
     record.request_body = Some(facts.clone());
-    let body = RequestBody::new(
+    let body_empty = body.is_end_stream();
+    let mut body = Some(RequestBody::new(
         body,
         route.max_body_bytes,
         route.body_idle_timeout,
         facts.clone(),
-    );
-    let mut outbound = Request::from_parts(parts, body);
-    *outbound.uri_mut() = uri;
-    *outbound.version_mut() = Version::HTTP_11;
+    ));
+    let mut headers = parts.headers;
+    let method = parts.method;
+    let started = Instant::now();
+    let mut last_error = None;
+    let (mut response, in_flight) = loop {
+        let Some(attempt) = selection.next() else {
+            return Err(last_error.unwrap_or_else(|| RequestError::NoPeer(selection.error())));
+        };
+        record.peer = Some(attempt.peer().authority().to_owned());
+        // The body comes back from a failed try only if it was never read; a request
+        // without one gets a fresh empty body for every try.
+        let try_body = body.take().unwrap_or_else(|| {
+            RequestBody::empty(route.max_body_bytes, route.body_idle_timeout, facts.clone())
+        });
+        let (try_body, reclaim) = if upstream.may_retry && !body_empty {
+            let (wrapped, reclaim) = RetryBody::new(try_body);
+            (UpstreamBody::Reclaimable(wrapped), Some(reclaim))
+        } else {
+            (UpstreamBody::Direct(try_body), None)
+        };
+        let try_headers = if upstream.may_retry {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        let uri = Uri::builder()
+            .scheme(upstream.client.scheme())
+            .authority(attempt.peer().authority())
+            .path_and_query(target.clone())
+            .build()
+            .map_err(RequestError::UpstreamRequest)?;
+        let mut outbound = Request::new(try_body);
+        *outbound.method_mut() = method.clone();
+        *outbound.uri_mut() = uri;
+        *outbound.version_mut() = Version::HTTP_11;
+        *outbound.headers_mut() = try_headers;
 
-    let timeout = upstream.response_header_timeout;
-    // The upstream's time to answer runs from the end of the request body; while the body
-    // streams, the body idle timeout guards against a stalled client.
-    let deadline = async {
-        facts.sent().await;
-        tokio::time::sleep(timeout).await;
-    };
-    let answer = tokio::select! {
-        answer = upstream.client.send(outbound) => Ok(answer),
-        () = deadline => Err(()),
-    };
-    let mut response = match answer {
-        Err(()) => {
-            return Err(RequestError::UpstreamTimeout {
-                seconds: timeout.as_secs(),
-            });
-        }
-        Ok(Err(error)) => {
-            // A body cut by our own limits is the client's fault, not the upstream's.
-            if facts.too_large.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(RequestError::BodyTooLarge {
-                    limit: route.max_body_bytes,
-                });
+        let timeout = upstream.response_header_timeout;
+        // The upstream's time to answer runs from the end of the request body; while the
+        // body streams, the body idle timeout guards against a stalled client.
+        let deadline = async {
+            facts.sent().await;
+            tokio::time::sleep(timeout).await;
+        };
+        let answer = tokio::select! {
+            answer = upstream.client.send(outbound) => Ok(answer),
+            () = deadline => Err(()),
+        };
+        let (failure, error) = match answer {
+            Ok(Ok(response)) => break (response, attempt.succeeded()),
+            Err(()) => (
+                Failure::Response,
+                RequestError::UpstreamTimeout {
+                    seconds: timeout.as_secs(),
+                },
+            ),
+            Ok(Err(error)) => {
+                // A body cut by our own limits is the client's fault, not the peer's.
+                if facts.too_large.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(RequestError::BodyTooLarge {
+                        limit: route.max_body_bytes,
+                    });
+                }
+                if facts.idle.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(RequestError::ClientBodyTimeout {
+                        seconds: route.body_idle_timeout.as_secs(),
+                    });
+                }
+                (Failure::of(&error), RequestError::UpstreamConnect(error))
             }
-            if facts.idle.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(RequestError::ClientBodyTimeout {
-                    seconds: route.body_idle_timeout.as_secs(),
-                });
-            }
-            return Err(RequestError::UpstreamConnect(error));
+        };
+        let failed_route = attempt.peer().route().map(str::to_owned);
+        attempt.failed();
+        if pinned.is_some() && failed_route == pinned {
+            tracing::warn!(client = %conn.client, peer = record.peer.as_deref().unwrap_or("-"), "{error}");
+            return Err(RequestError::NoPeer(
+                gangway_upstream::Error::RouteUnavailable {
+                    route: failed_route.unwrap_or_default(),
+                },
+            ));
         }
-        Ok(Ok(response)) => response,
+        let retry = upstream.may_retry
+            && upstream
+                .retry
+                .should_retry(failure, &method, selection.tries(), started.elapsed());
+        if !retry {
+            return Err(error);
+        }
+        // Only a body that was never read can go to the next peer.
+        if !body_empty {
+            match reclaim.and_then(Reclaim::take) {
+                Some(taken) => body = Some(taken),
+                None => return Err(error),
+            }
+        }
+        tracing::info!(
+            client = %conn.client,
+            upstream = %upstream.name,
+            peer = record.peer.as_deref().unwrap_or("-"),
+            "{error}; trying the next peer"
+        );
+        last_error = Some(error);
     };
 
     if let Some((key, client_upgrade)) = websocket {
@@ -454,6 +550,8 @@ async fn proxy(
             let guard = conn.tunnels.enter();
             tokio::spawn(async move {
                 let _guard = guard;
+                // The tunnel counts as in flight to its peer until it closes.
+                let _in_flight = in_flight;
                 let (client_io, upstream_io) = match tokio::try_join!(
                     client_upgrade,
                     upstream_upgrade
@@ -497,6 +595,6 @@ async fn proxy(
     }
     Ok(Response::from_parts(
         parts,
-        ResponseBody::streaming(body, route.body_idle_timeout),
+        ResponseBody::streaming(body, route.body_idle_timeout).holding(in_flight),
     ))
 }

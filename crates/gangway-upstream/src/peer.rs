@@ -347,6 +347,13 @@ impl Shared {
             slot.retry_at
                 .store(now.saturating_add(timeout), Ordering::Relaxed);
         }
+        // Never both locks here: `record_check` takes the streak lock, then this one.
+        drop(window);
+        if out {
+            // Active checks bring it back only after `rise` passes from now on.
+            let mut streak = slot.streak.lock().unwrap_or_else(PoisonError::into_inner);
+            *streak = (*streak).min(0);
+        }
         out
     }
 
@@ -369,7 +376,9 @@ impl Shared {
 
     /// Records one active health-check result; returns `Some(healthy)` when the peer
     /// changed state. `rise` consecutive successes bring an unhealthy peer back (and clear
-    /// its failure count), `fall` consecutive failures take a healthy one out.
+    /// its failure count), `fall` consecutive failures take a healthy one out. A peer out
+    /// for passive failures comes back the same way: `rise` consecutive successes since it
+    /// went out clear its count, so a restarted peer need not wait for `fail_timeout`.
     pub(crate) fn record_check(
         &self,
         index: usize,
@@ -393,6 +402,15 @@ impl Shared {
         if !healthy && ok && *streak >= i64::from(rise.max(1)) {
             slot.fails.store(0, Ordering::Relaxed);
             slot.healthy.store(true, Ordering::Relaxed);
+            return Some(true);
+        }
+        let out_for_failures = slot.max_fails != 0
+            && !self.ignore_failures
+            && slot.fails.load(Ordering::Relaxed) >= slot.max_fails;
+        if healthy && out_for_failures && *streak >= i64::from(rise.max(1)) {
+            // The window lock orders this against a failure being recorded meanwhile.
+            let _window = slot.window.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.fails.store(0, Ordering::Relaxed);
             return Some(true);
         }
         None

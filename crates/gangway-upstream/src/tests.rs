@@ -1183,6 +1183,37 @@ async fn active_health_takes_a_stopped_peer_out_and_brings_it_back_after_restart
 }
 
 #[tokio::test]
+async fn passing_health_checks_bring_back_a_peer_out_for_failures() {
+    let first_origin = Origin::start().await;
+    let second_origin = Origin::start().await;
+    let pool = Pool::new(vec![
+        first_origin
+            .peer()
+            .with_route("one")
+            .with_fail_timeout(Duration::from_secs(3600)),
+        second_origin.peer().with_route("two"),
+    ])
+    .unwrap();
+    let check = HealthCheck::new("/health").rise(2).fall(1);
+    let checker =
+        HealthChecker::new(&pool, check, UpstreamScheme::Http, Duration::from_secs(2)).unwrap();
+    assert_eq!(checker.check_once().await, 2);
+    assert_eq!(checker.check_once().await, 2);
+
+    // A request failed on it (a restart between two checks): out for an hour, by passive
+    // health alone.
+    pool.report_failure(0);
+    assert!(!pool.status(0).available);
+    assert_eq!(checker.check_once().await, 2);
+    assert!(
+        !pool.status(0).available,
+        "one passing check since the failure is not `rise`"
+    );
+    assert_eq!(checker.check_once().await, 2);
+    assert!(pool.status(0).available && pool.status(0).fails == 0);
+}
+
+#[tokio::test]
 async fn spawned_health_checks_run_until_dropped() {
     let origin = Origin::start().await;
     let pool = Pool::new(vec![origin.peer(), Peer::new("127.0.0.1", 9, 1)]).unwrap();
