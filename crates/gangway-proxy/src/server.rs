@@ -360,6 +360,8 @@ where
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(runtime.max_header_bytes).unwrap_or(u32::MAX))
+        // WebSockets over HTTP/2 (RFC 8441).
+        .enable_connect_protocol()
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let client = conn.client;
     let service = service_fn(move |request| serve(conn.clone(), request));

@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use gangway_headers::{ForwardedProto, Rendered, strip_hop_by_hop, strip_hop_by_hop_keep_upgrade};
-use gangway_tunnel::{accepts_key, is_upgrade_request, splice, validate_upgrade_request};
+use gangway_tunnel::{
+    accepts_key, is_upgrade_request, splice, upgrade_from_extended_connect,
+    validate_upgrade_request,
+};
 use gangway_upstream::{Failure, Reclaim, RequestInfo, RetryBody};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, SEC_WEBSOCKET_ACCEPT};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -351,12 +354,28 @@ async fn proxy(
     mut request: Request<Incoming>,
     record: &mut AccessRecord,
 ) -> Result<Response<ResponseBody>, RequestError> {
-    let websocket = if is_upgrade_request(request.headers()) {
+    // An HTTP/2 WebSocket (RFC 8441 extended CONNECT) goes upstream as an HTTP/1.1 upgrade.
+    let http2_websocket = request.method() == Method::CONNECT
+        && request.extensions().get::<hyper::ext::Protocol>().is_some();
+    let websocket = if http2_websocket || is_upgrade_request(request.headers()) {
         if !route.websocket {
             return Err(RequestError::UpgradeNotAllowed);
         }
-        let key = validate_upgrade_request(request.method(), request.headers())
-            .map_err(RequestError::BadUpgrade)?;
+        let key = if http2_websocket {
+            let protocol = request
+                .extensions()
+                .get::<hyper::ext::Protocol>()
+                .map(|protocol| protocol.as_str().to_owned());
+            let method = request.method().clone();
+            let key =
+                upgrade_from_extended_connect(&method, protocol.as_deref(), request.headers_mut())
+                    .map_err(RequestError::BadUpgrade)?;
+            *request.method_mut() = Method::GET;
+            key
+        } else {
+            validate_upgrade_request(request.method(), request.headers())
+                .map_err(RequestError::BadUpgrade)?
+        };
         Some((key, hyper::upgrade::on(&mut request)))
     } else {
         None
@@ -572,7 +591,14 @@ async fn proxy(
                     "WebSocket tunnel closed"
                 );
             });
-            let (parts, _body) = response.into_parts();
+            let (mut parts, _body) = response.into_parts();
+            if http2_websocket {
+                // RFC 8441: the stream opens with a 2xx; the HTTP/1.1 handshake headers
+                // stay between the proxy and the upstream.
+                parts.status = StatusCode::OK;
+                strip_hop_by_hop(&mut parts.headers);
+                parts.headers.remove(SEC_WEBSOCKET_ACCEPT);
+            }
             return Ok(Response::from_parts(parts, ResponseBody::empty()));
         }
     }

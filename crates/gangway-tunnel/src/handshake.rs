@@ -71,6 +71,42 @@ pub fn validate_upgrade_request(
     Ok(WebSocketKey(key.to_owned()))
 }
 
+/// Checks an HTTP/2 WebSocket request ([RFC 8441](https://www.rfc-editor.org/rfc/rfc8441):
+/// `CONNECT` with `:protocol websocket`, passed as `protocol`) and turns its headers into
+/// those of an HTTP/1.1 upgrade for the upstream: `Upgrade: websocket`, `Connection:
+/// upgrade`, version 13 and a fresh random `Sec-WebSocket-Key`, which is returned to check
+/// the upstream's 101. The caller sends the request as `GET`.
+///
+/// An HTTP/2 WebSocket has no key of its own; a `Sec-WebSocket-Version` other than 13 is
+/// refused, as is a `:protocol` other than `websocket`.
+pub fn upgrade_from_extended_connect(
+    method: &Method,
+    protocol: Option<&str>,
+    headers: &mut HeaderMap,
+) -> Result<WebSocketKey, Error> {
+    if method != Method::CONNECT {
+        return Err(Error::Method {
+            method: method.to_string(),
+        });
+    }
+    if !protocol.is_some_and(|protocol| protocol.eq_ignore_ascii_case("websocket")) {
+        return Err(Error::UpgradeHeader);
+    }
+    let mut versions = headers.get_all(SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (None, _) => {}
+        (Some(version), None) if version == "13" => {}
+        _ => return Err(Error::Version),
+    }
+    let key = tungstenite::handshake::client::generate_key();
+    let value = http::HeaderValue::from_str(&key).map_err(|_| Error::Key)?;
+    headers.insert(UPGRADE, http::HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
+    headers.insert(SEC_WEBSOCKET_VERSION, http::HeaderValue::from_static("13"));
+    headers.insert(SEC_WEBSOCKET_KEY, value);
+    Ok(WebSocketKey(key))
+}
+
 /// Whether an upstream's response headers carry the `Sec-WebSocket-Accept` that answers
 /// `key` (RFC 6455 §4.1, point 4 of the client's checks).
 pub fn accepts_key(headers: &HeaderMap, key: &WebSocketKey) -> bool {

@@ -77,7 +77,10 @@ pub use bridge::{
     carry_ws_to_tcp,
 };
 pub use error::Error;
-pub use handshake::{WebSocketKey, accepts_key, is_upgrade_request, validate_upgrade_request};
+pub use handshake::{
+    WebSocketKey, accepts_key, is_upgrade_request, upgrade_from_extended_connect,
+    validate_upgrade_request,
+};
 pub use probe::{ProbeError, ProbeOptions, ProbeReport, ProbeStep, ProbeTimings, probe};
 pub use relay::{
     Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,

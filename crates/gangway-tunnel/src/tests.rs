@@ -845,3 +845,58 @@ async fn ws_to_tcp_bridge_refuses_the_handshake_when_the_service_is_down() {
         .unwrap_err();
     assert_eq!(error.step(), ProbeStep::Handshake, "{error:?}");
 }
+
+#[test]
+fn an_http2_websocket_becomes_an_http1_upgrade_with_a_fresh_key() {
+    let mut headers = upgrade_headers(&[("sec-websocket-version", "13")]);
+    headers.insert("sec-websocket-protocol", "chat".parse().unwrap());
+    let key = crate::upgrade_from_extended_connect(
+        &http::Method::CONNECT,
+        Some("websocket"),
+        &mut headers,
+    )
+    .unwrap();
+    // The upstream request is a valid HTTP/1.1 upgrade carrying that key.
+    assert_eq!(
+        validate_upgrade_request(&http::Method::GET, &headers).unwrap(),
+        key
+    );
+    assert_eq!(headers["sec-websocket-protocol"], "chat");
+    let other = crate::upgrade_from_extended_connect(
+        &http::Method::CONNECT,
+        Some("websocket"),
+        &mut upgrade_headers(&[]),
+    )
+    .unwrap();
+    assert_ne!(key, other, "every request gets its own key");
+
+    for (method, protocol, version, expected) in [
+        (
+            http::Method::GET,
+            Some("websocket"),
+            "13",
+            Error::Method {
+                method: "GET".into(),
+            },
+        ),
+        (http::Method::CONNECT, None, "13", Error::UpgradeHeader),
+        (
+            http::Method::CONNECT,
+            Some("webtransport"),
+            "13",
+            Error::UpgradeHeader,
+        ),
+        (
+            http::Method::CONNECT,
+            Some("websocket"),
+            "8",
+            Error::Version,
+        ),
+    ] {
+        let mut headers = upgrade_headers(&[("sec-websocket-version", version)]);
+        assert_eq!(
+            crate::upgrade_from_extended_connect(&method, protocol, &mut headers),
+            Err(expected)
+        );
+    }
+}
