@@ -374,3 +374,30 @@ websocket = true
     assert!(seen[0].headers.get("upgrade").is_none());
     assert!(seen[0].headers.get("http2-settings").is_none());
 }
+
+#[tokio::test]
+async fn the_test_page_embeds_its_target_and_may_only_open_websockets() {
+    let proxy = Proxy::start(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[listener.route]]\npath = \"= /check\"\n\
+         websocket_test_page = \"wss://device.example/ws?id=7\"\n",
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    let response = gangway_e2e::clients::http1_request(stream, common::get("/check")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.starts_with("default-src 'none';"), "{policy}");
+    assert!(policy.contains("connect-src ws: wss:"), "{policy}");
+    let html = String::from_utf8(response.body().to_vec()).unwrap();
+    assert!(
+        html.contains("var target = \"wss://device.example/ws?id=7\";"),
+        "{html}"
+    );
+}

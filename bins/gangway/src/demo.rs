@@ -77,7 +77,8 @@ pub(crate) fn print_instructions(bound: &[SocketAddr]) {
          \x20 curl -k -d 'some body' https://localhost:{port}/post\n\
          \x20 curl -i http://localhost:{http_port}/hello\n\
          \x20 websocat -k wss://localhost:{port}/ws   (any WebSocket client; messages are echoed)\n\
-         \x20 gangway probe --insecure wss://localhost:{port}/ws   (checks the WebSocket path)\n\n\
+         \x20 gangway probe --insecure wss://localhost:{port}/ws   (checks the WebSocket path)\n\
+         \x20 https://localhost:{port}/websocket-test in a browser   (the same check, in the page)\n\n\
          Stop with Ctrl-C."
     );
 }

@@ -138,6 +138,19 @@ async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
     assert_eq!(echoed, Message::binary(vec![0u8, 1, 2, 255]));
     socket.close(None).await.unwrap();
 
+    // The browser check of the same WebSocket path.
+    let stream = tls_connect(https, "localhost", insecure_tls()).await;
+    let request = http::Request::get("/websocket-test")
+        .header("host", "localhost")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let page = http1_request(stream, request).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = String::from_utf8(page.body().to_vec()).unwrap();
+    assert!(html.contains("var target = \"/ws\";"), "{html}");
+    assert!(!html.contains("__TARGET__"));
+
     signal(&child.0, "TERM");
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -166,7 +166,7 @@ pub enum Error {
     },
     /// A route has no action, or more than one.
     #[error(
-        "{at}: {key}: {}; expected exactly one of `proxy`, `redirect`, `respond` or `relay`",
+        "{at}: {key}: {}; expected exactly one of `proxy`, `redirect`, `respond`, `relay` or `websocket_test_page`",
         found_actions(found)
     )]
     RouteAction {

@@ -205,6 +205,13 @@ pub enum Action {
     /// Pair a device's and a viewer's WebSocket by session id and relay their messages
     /// (secure shadowing): `<route prefix>/<session-id>?role=device|viewer`.
     Relay(RelaySettings),
+    /// Serve a page that checks a WebSocket path from the browser (connect, send, expect
+    /// the echo), as `gangway probe` does from a shell.
+    WebSocketTestPage {
+        /// The WebSocket to check: a path on the page's own host (`/ws`) or a `ws://` /
+        /// `wss://` URL.
+        target: String,
+    },
     /// Answer with a fixed response.
     Respond {
         /// Any status from 200 to 599.

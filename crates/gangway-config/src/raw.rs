@@ -113,6 +113,7 @@ pub(crate) struct RawRoute {
     pub(crate) redirect: Option<Spanned<RawRedirect>>,
     pub(crate) respond: Option<Spanned<RawRespond>>,
     pub(crate) relay: Option<Spanned<RawRelay>>,
+    pub(crate) websocket_test_page: Option<Spanned<String>>,
     pub(crate) rewrite_prefix: Option<Spanned<String>>,
     pub(crate) rewrite: Option<Spanned<String>>,
     pub(crate) max_body: Option<Spanned<RawSize>>,

@@ -1,4 +1,5 @@
-//! Validation of a route's `relay` table (secure-shadowing rendezvous).
+//! Validation of the tunnel route actions: a `relay` table (secure-shadowing rendezvous)
+//! and a `websocket_test_page`.
 
 use gangway_route::PathMatch;
 use serde_spanned::Spanned;
@@ -66,6 +67,49 @@ impl Checker<'_> {
     }
 }
 
+/// Characters a test page target may hold: a URL's, without quotes, backslashes or angle
+/// brackets, so it can sit in the page's script as it is.
+fn is_page_target_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%".contains(&byte)
+}
+
+impl Checker<'_> {
+    /// A `websocket_test_page` action: the WebSocket path or URL the page checks.
+    pub(crate) fn websocket_test_page(
+        &mut self,
+        key: &str,
+        target: &Spanned<String>,
+    ) -> Option<Action> {
+        let text = target.get_ref();
+        let problem = if !(text.starts_with('/')
+            || text.starts_with("ws://")
+            || text.starts_with("wss://"))
+        {
+            Some("is neither a path nor a ws:// or wss:// URL")
+        } else if !text.bytes().all(is_page_target_byte) {
+            Some("has a character a URL does not hold (quote, space, backslash or angle bracket)")
+        } else {
+            None
+        };
+        match problem {
+            None => Some(Action::WebSocketTestPage {
+                target: text.clone(),
+            }),
+            Some(problem) => {
+                self.invalid(
+                    &target.span(),
+                    key,
+                    quote(text),
+                    problem.to_owned(),
+                    "the WebSocket to check: a path such as \"/ws\" or a URL such as \
+                     \"wss://host/ws\"",
+                );
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -106,6 +150,44 @@ mod tests {
         assert_eq!(
             parse(&written, Path::new("/elsewhere.toml")).unwrap(),
             config
+        );
+    }
+
+    #[test]
+    fn a_websocket_test_page_names_a_path_or_url() {
+        let config = parse(
+            "[[listener]]\naddress = \"127.0.0.1:80\"\n[[listener.route]]\npath = \"= /check\"\n\
+             websocket_test_page = \"/ws?x=1\"\n[[listener.route]]\npath = \"/\"\n\
+             websocket_test_page = \"wss://device.example/ws\"\n",
+            Path::new("/x/gangway.toml"),
+        )
+        .unwrap();
+        let routes = &config.listeners[0].routes;
+        assert_eq!(
+            routes[0].action,
+            Action::WebSocketTestPage {
+                target: "/ws?x=1".to_owned()
+            }
+        );
+        let written = to_toml(&config);
+        assert_eq!(
+            parse(&written, Path::new("/elsewhere.toml")).unwrap(),
+            config
+        );
+        let error = errors(
+            "[[listener]]\naddress = \"127.0.0.1:80\"\n[[listener.route]]\npath = \"/a\"\n\
+             websocket_test_page = \"http://x/ws\"\n[[listener.route]]\npath = \"/b\"\n\
+             websocket_test_page = \"/ws\\\"</script>\"\n",
+        );
+        assert!(
+            error.contains(
+                ":5:23: listener[1].route[1].websocket_test_page = \"http://x/ws\": is neither"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains(":8:23: listener[1].route[2].websocket_test_page = \"/ws\\\"</script>\": has a character"),
+            "{error}"
         );
     }
 

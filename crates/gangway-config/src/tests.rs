@@ -862,11 +862,11 @@ fn route_without_action_or_with_two() {
              [[listener.route]]\npath = \"/b\"\nredirect = \"301 /\"\nrespond = { status = 200 }\nproxy = \"app\"\n"
         ),
         "/x/gangway.toml:6:1: listener[1].route[1]: the route has no action; expected exactly \
-         one of `proxy`, `redirect`, `respond` or `relay`\n\
+         one of `proxy`, `redirect`, `respond`, `relay` or `websocket_test_page`\n\
          /x/gangway.toml:11:11: listener[1].route[2]: the route has both `proxy` and `respond`; \
-         expected exactly one of `proxy`, `redirect`, `respond` or `relay`\n\
+         expected exactly one of `proxy`, `redirect`, `respond`, `relay` or `websocket_test_page`\n\
          /x/gangway.toml:15:11: listener[1].route[3]: the route has `redirect`, `respond`, \
-         `proxy`; expected exactly one of `proxy`, `redirect`, `respond` or `relay`"
+         `proxy`; expected exactly one of `proxy`, `redirect`, `respond`, `relay` or `websocket_test_page`"
     );
 }
 

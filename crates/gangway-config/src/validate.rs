@@ -772,6 +772,9 @@ impl Checker<'_> {
         if let Some(relay) = &raw.relay {
             found.push(("relay", relay.span()));
         }
+        if let Some(page) = &raw.websocket_test_page {
+            found.push(("websocket_test_page", page.span()));
+        }
         found.sort_by_key(|(_, span)| span.start);
         let action = match found.as_slice() {
             [] => {
@@ -964,6 +967,8 @@ impl Checker<'_> {
             "redirect"
         } else if raw.relay.is_some() {
             "relay"
+        } else if raw.websocket_test_page.is_some() {
+            "websocket_test_page"
         } else {
             "respond"
         };
@@ -1000,6 +1005,9 @@ impl Checker<'_> {
         }
         if let Some(relay) = &raw.relay {
             return self.relay(&format!("{key}.relay"), relay, raw.path.as_ref());
+        }
+        if let Some(page) = &raw.websocket_test_page {
+            return self.websocket_test_page(&format!("{key}.websocket_test_page"), page);
         }
         raw.respond
             .as_ref()

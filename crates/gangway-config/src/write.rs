@@ -357,6 +357,9 @@ fn write_route(out: &mut String, route: &Route, upstreams: &[Upstream]) {
                 format!("{{ status = {status}, to = {target} }}"),
             );
         }
+        Action::WebSocketTestPage { target } => {
+            key(out, "websocket_test_page", quote(target));
+        }
         Action::Relay(relay) => {
             let mut table = format!(
                 "pairing_timeout = {}, require_verified_device = {}, max_message_size = {}",

@@ -25,6 +25,9 @@ use rustls::pki_types::ServerName;
 use crate::Error;
 use crate::body::UpstreamBody;
 
+/// The `websocket_test_page` route's page; `__TARGET__` is the WebSocket it checks.
+const WEBSOCKET_TEST_PAGE: &str = include_str!("pages/websocket_test.html");
+
 /// One upstream pool, ready to send to.
 #[derive(Debug)]
 pub(crate) struct UpstreamRuntime {
@@ -56,6 +59,10 @@ pub(crate) enum RouteAction {
     },
     Respond {
         status: StatusCode,
+        body: Bytes,
+    },
+    /// A page served as it is (HTML).
+    Page {
         body: Bytes,
     },
     /// The route's own rendezvous; the session id follows `prefix`.
@@ -285,6 +292,10 @@ pub(crate) fn build_listener(
             Action::Respond { status, body } => RouteAction::Respond {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
                 body: Bytes::from(body.clone()),
+            },
+            Action::WebSocketTestPage { target } => RouteAction::Page {
+                // Validation keeps quotes, backslashes and angle brackets out of the target.
+                body: Bytes::from(WEBSOCKET_TEST_PAGE.replace("__TARGET__", target)),
             },
             Action::Relay(settings) => RouteAction::Relay {
                 relay: gangway_tunnel::Relay::new(relay_config(settings)?),

@@ -175,6 +175,29 @@ fn plain_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Respon
     response
 }
 
+/// A page of the proxy's own: HTML that may run its inline script and open WebSockets,
+/// and nothing else.
+fn page_response(body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src ws: wss:; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 /// The request's host without port, as the client named it (Host header, else the
 /// HTTP/2 `:authority`).
 fn request_host(request: &Request<Incoming>) -> Option<&str> {
@@ -255,6 +278,7 @@ async fn dispatch(
     }
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
+        RouteAction::Page { body } => Ok(page_response(body.clone())),
         RouteAction::Relay { relay, prefix } => {
             crate::relay::serve(conn, request, relay, prefix, route.name.clone())
         }
