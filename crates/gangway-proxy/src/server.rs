@@ -279,6 +279,7 @@ async fn handle_connection(
     };
     // Small writes (response heads, WebSocket frames) go out at once.
     let _ = stream.set_nodelay(true);
+    enable_tcp_keepalive(&stream);
     let state = Arc::new(ConnState::default());
     match runtime.tls.clone() {
         None => {
@@ -340,6 +341,20 @@ async fn handle_connection(
             );
             serve_http(io, conn, &runtime, watcher).await;
         }
+    }
+}
+
+/// TCP keep-alive on a client connection, so a device that vanished without a FIN (power
+/// cut, NAT timeout) is noticed within minutes instead of holding its tunnel until the
+/// idle timeout: first probe after 60 s of silence, then every 10 s, 6 tries.
+pub(crate) fn enable_tcp_keepalive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    let keepalive = keepalive
+        .with_interval(Duration::from_secs(10))
+        .with_retries(6);
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!("cannot enable TCP keep-alive: {error}");
     }
 }
 

@@ -245,3 +245,27 @@ async fn an_upgraded_connection_outlives_the_head_and_keepalive_limits() {
     let quiet = tokio::time::timeout(Duration::from_secs(600), io.read(&mut head)).await;
     assert!(quiet.is_err(), "the guard closed an upgraded connection");
 }
+
+#[tokio::test]
+async fn client_connections_get_tcp_keepalive() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    let socket = socket2::SockRef::from(&accepted);
+    assert!(!socket.keepalive().unwrap());
+    crate::server::enable_tcp_keepalive(&accepted);
+    assert!(socket.keepalive().unwrap());
+    #[cfg(target_os = "linux")]
+    {
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 6);
+    }
+}
