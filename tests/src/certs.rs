@@ -146,9 +146,51 @@ impl TestCa {
     /// A client certificate (`clientAuth`) with common name `name` and a P-256 key, signed
     /// by this CA: what a device presents.
     pub fn issue_client(&self, name: &str) -> Issued {
+        self.issue_client_params(name, None)
+    }
+
+    /// Like [`issue_client`](Self::issue_client), with a chosen serial number (to revoke it
+    /// in a [`crl`](Self::crl)).
+    pub fn issue_client_with_serial(&self, name: &str, serial: u64) -> Issued {
+        self.issue_client_params(name, Some(serial))
+    }
+
+    /// A certificate revocation list of this CA, in PEM, revoking `serials`; valid from
+    /// 2020 to 2090.
+    ///
+    /// # Panics
+    ///
+    /// When rcgen cannot sign it.
+    pub fn crl(&self, serials: &[u64]) -> String {
+        let at = |year| rcgen::date_time_ymd(year, 1, 1);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: at(2020),
+            next_update: at(2090),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|&serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(serial),
+                    revocation_time: at(2021),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&*self.issuer)
+            .expect("rcgen could not sign the CRL")
+            .pem()
+            .expect("a CRL has a PEM form")
+    }
+
+    fn issue_client_params(&self, name: &str, serial: Option<u64>) -> Issued {
         let mut params =
             CertificateParams::new(Vec::<String>::new()).expect("empty client params are valid");
         params.distinguished_name = common_name(name);
+        params.serial_number = serial.map(rcgen::SerialNumber::from);
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyType::EcdsaP256.generate();
         let cert = params

@@ -34,6 +34,11 @@ struct Gateway {
 }
 
 async fn gateway(policy: &str) -> Gateway {
+    gateway_revoking(policy, &[]).await
+}
+
+/// A gateway whose device CA has revoked `serials` (a CRL in `client_crls`).
+async fn gateway_revoking(policy: &str, serials: &[u64]) -> Gateway {
     let origin = RecordingOrigin::start().await;
     let server_ca = TestCa::new("server CA");
     let device_ca = TestCa::new("device CA");
@@ -41,6 +46,13 @@ async fn gateway(policy: &str) -> Gateway {
     let (cert, key) = write_pem_files(dir.path(), &server_ca.issue_server(&["ums.example.com"]));
     let device_ca_file = dir.path().join("device-ca.pem");
     std::fs::write(&device_ca_file, device_ca.pem()).unwrap();
+    let crls = if serials.is_empty() {
+        String::new()
+    } else {
+        let crl_file = dir.path().join("device-ca.crl.pem");
+        std::fs::write(&crl_file, device_ca.crl(serials)).unwrap();
+        format!("client_crls = [{crl_file:?}]")
+    };
     let toml = format!(
         r#"
 [[upstream]]
@@ -54,6 +66,7 @@ private_key = {key:?}
 tls_versions = ["1.3"]
 client_certificates = "{policy}"
 client_ca = {device_ca_file:?}
+{crls}
 
 [[listener.route]]
 path = "/device-connector/"
@@ -299,5 +312,35 @@ min_tls_version = "1.3"
     assert_eq!(
         paths,
         ["/wums-app/index.html", "/device-connector/device/info"]
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_forwarded_without_identity_under_optional() {
+    let gateway = gateway_revoking("optional", &[0x1001]).await;
+    let revoked = gateway
+        .device_ca
+        .issue_client_with_serial("device-lost", 0x1001);
+    let valid = gateway
+        .device_ca
+        .issue_client_with_serial("device-ok", 0x1002);
+    assert_eq!(request_as(&gateway, Some(&revoked)).await, 200);
+    assert_eq!(request_as(&gateway, Some(&valid)).await, 200);
+    let seen = gateway.origin.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[0].headers.get("x-ssl-cert").is_none(),
+        "{:?}",
+        seen[0].headers
+    );
+    let status = seen[0].headers["x-client-verify"].to_str().unwrap();
+    assert!(
+        status.starts_with("FAILED:") && status.contains("revoked"),
+        "{status}"
+    );
+    assert_eq!(seen[1].headers["x-client-verify"], "SUCCESS");
+    assert_eq!(
+        seen[1].headers["x-ssl-cert"],
+        nginx_escaped(&valid.cert_pem).as_str()
     );
 }
