@@ -54,6 +54,10 @@ pub enum Error {
         /// The name as configured.
         name: String,
     },
+    /// A reload was asked of a server that is not running (stopped, or not yet started
+    /// and gone).
+    #[error("the server is not running")]
+    NotRunning,
     /// A relay route's ticket secret could not be read or is too short.
     #[error("relay ticket secret {}: {problem}", file.display())]
     RelaySecret {

@@ -37,6 +37,7 @@ mod access;
 mod body;
 mod conn_io;
 mod error;
+mod listeners;
 mod relay;
 mod runtime;
 mod server;
@@ -47,5 +48,8 @@ mod tests;
 mod vars;
 
 pub use error::{Error, Side};
+pub use listeners::ReloadHandle;
 pub use server::{Server, TlsReload, TlsReloader};
-pub use signal::{reload_on_hangup, shutdown_signal};
+pub use signal::{
+    PidFile, reload_config_on_hangup, reload_on_hangup, send_reload_signal, shutdown_signal,
+};

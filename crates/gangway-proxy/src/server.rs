@@ -6,20 +6,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gangway_config::Config;
-use gangway_tls::{Reload, ReloadReport, spawn_watcher};
-use gangway_upstream::{HealthChecker, HealthTask};
+use gangway_tls::{Reload, ReloadReport};
+use gangway_upstream::HealthChecker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::crypto::CryptoProvider;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
 use crate::conn_io::{ConnState, GuardedIo};
+use crate::listeners::{
+    Bound, ListenerSet, ReloadHandle, ReloadRequest, TlsListeners, serve_reloads,
+};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
 
@@ -73,23 +77,29 @@ impl Drop for TrackerGuard {
 /// returns, so a caller can learn the ports (`:0` in tests) before serving.
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<(TcpListener, Arc<ListenerRuntime>)>,
+    provider: Arc<CryptoProvider>,
+    bound: Vec<Bound>,
+    runtimes: Vec<ListenerRuntime>,
     addresses: Vec<SocketAddr>,
     drain_timeout: Duration,
     certificate_watch_interval: Option<Duration>,
     /// Active health checks, started by [`run`](Self::run).
     health: Vec<HealthChecker>,
+    tls: TlsListeners,
+    reload_requests: mpsc::Sender<ReloadRequest>,
+    reloads: mpsc::Receiver<ReloadRequest>,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
-/// of a [`Server`], e.g. on SIGHUP ([`reload_on_hangup`](crate::reload_on_hangup)).
+/// of a [`Server`] in place, without a configuration reload.
 ///
 /// New handshakes use the new material; open connections keep what they negotiated. A
 /// listener whose files are missing or broken keeps its previous material, and the
-/// failure is logged naming the file.
-#[derive(Debug, Clone, Default)]
+/// failure is logged naming the file. It follows configuration reloads: the listeners it
+/// reloads are always those of the configuration in use.
+#[derive(Debug, Clone)]
 pub struct TlsReloader {
-    listeners: Vec<(Arc<str>, Arc<gangway_tls::ListenerTls>)>,
+    listeners: TlsListeners,
 }
 
 /// What reloading one listener's TLS material gave.
@@ -106,6 +116,7 @@ impl TlsReloader {
     /// blocking context such as `tokio::task::spawn_blocking`).
     pub fn reload(&self) -> Vec<TlsReload> {
         self.listeners
+            .load()
             .iter()
             .map(|(listener, tls)| {
                 let result = tls.reload();
@@ -130,43 +141,43 @@ impl Server {
     /// TLS listener and upstream.
     pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
         let (runtimes, health) = build(config, &provider)?;
-        let mut listeners = Vec::with_capacity(runtimes.len());
-        let mut addresses = Vec::with_capacity(runtimes.len());
-        for (listener, runtime) in config.listeners.iter().zip(runtimes) {
-            let socket = TcpListener::bind(listener.address)
-                .await
-                .map_err(|source| Error::Bind {
-                    listener: listener.name.clone(),
-                    address: listener.address,
-                    source,
-                })?;
-            let address = socket.local_addr().map_err(|source| Error::Bind {
-                listener: listener.name.clone(),
-                address: listener.address,
-                source,
-            })?;
-            tracing::info!(listener = %listener.name, %address, tls = runtime.tls.is_some(), "listening");
-            addresses.push(address);
-            listeners.push((socket, Arc::new(runtime)));
+        let mut bound = Vec::with_capacity(runtimes.len());
+        for (listener, runtime) in config.listeners.iter().zip(&runtimes) {
+            let socket = Bound::bind(listener).await?;
+            tracing::info!(listener = %listener.name, address = %socket.address, tls = runtime.tls.is_some(), "listening");
+            bound.push(socket);
         }
+        let tls = runtimes
+            .iter()
+            .filter_map(|runtime| Some((runtime.name.clone(), runtime.tls.clone()?)))
+            .collect();
+        let (reload_requests, reloads) = mpsc::channel(4);
         Ok(Self {
-            listeners,
-            addresses,
+            provider,
+            addresses: bound.iter().map(|bound| bound.address).collect(),
+            bound,
+            runtimes,
             drain_timeout: config.server.drain_timeout,
             certificate_watch_interval: config.server.certificate_watch_interval,
             health,
+            tls: Arc::new(ArcSwap::from_pointee(tls)),
+            reload_requests,
+            reloads,
         })
     }
 
     /// A handle that reloads every TLS listener's certificates, keys, CAs and CRLs; it
-    /// stays valid while the server runs.
+    /// stays valid while the server runs, across configuration reloads.
     pub fn tls_reloader(&self) -> TlsReloader {
         TlsReloader {
-            listeners: self
-                .listeners
-                .iter()
-                .filter_map(|(_, runtime)| Some((runtime.name.clone(), runtime.tls.clone()?)))
-                .collect(),
+            listeners: self.tls.clone(),
+        }
+    }
+
+    /// A handle that swaps the whole configuration while the server runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            requests: self.reload_requests.clone(),
         }
     }
 
@@ -177,52 +188,43 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting (closing the listening
     /// sockets, so new connections are refused), lets requests and tunnels in flight finish
-    /// for up to the drain timeout, and returns.
+    /// for up to the drain timeout, and returns. Reloads sent through
+    /// [`reload_handle`](Self::reload_handle) are applied meanwhile.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        // Changed TLS files are picked up while serving; the watchers stop with `run`.
-        let _watchers: Vec<gangway_tls::Watcher> = match self.certificate_watch_interval {
-            None => Vec::new(),
-            Some(interval) => self
-                .tls_reloader()
-                .listeners
-                .into_iter()
-                .filter_map(|(listener, tls)| {
-                    spawn_watcher(tls, interval)
-                        .inspect_err(|error| {
-                            tracing::error!(%listener, "cannot watch TLS files: {error}");
-                        })
-                        .ok()
-                })
-                .collect(),
-        };
-        let (stop, stopped) = watch::channel(false);
+        let Server {
+            provider,
+            bound,
+            runtimes,
+            drain_timeout,
+            certificate_watch_interval,
+            health,
+            tls,
+            reload_requests,
+            mut reloads,
+            ..
+        } = self;
+        // Only outside handles may ask for reloads now.
+        drop(reload_requests);
         let graceful = Arc::new(GracefulShutdown::new());
         let tunnels = Tracker::default();
-        // Each task stops when dropped: at shutdown, below.
-        let health: Vec<HealthTask> = self.health.into_iter().map(HealthChecker::spawn).collect();
-        let mut accept_loops = Vec::with_capacity(self.listeners.len());
-        for (socket, runtime) in self.listeners {
-            accept_loops.push(tokio::spawn(accept_loop(
-                socket,
-                runtime,
-                graceful.clone(),
-                tunnels.clone(),
-                stopped.clone(),
-            )));
-        }
-        shutdown.await;
-        drop(health);
-        tracing::info!(
-            "shutting down: no new connections; draining for up to {:?}",
-            self.drain_timeout
+        let mut set = ListenerSet::start(
+            provider,
+            bound,
+            runtimes,
+            health,
+            tls,
+            drain_timeout,
+            certificate_watch_interval,
+            graceful.clone(),
+            tunnels.clone(),
         );
-        // Receivers may already be gone if every accept loop ended; nothing to stop then.
-        let _ = stop.send(true);
-        for accept_loop in accept_loops {
-            // An accept loop that panicked has nothing left to close.
-            let _ = accept_loop.await;
-        }
-        let drained = tokio::time::timeout(self.drain_timeout, async {
+        serve_reloads(&mut set, &mut reloads, shutdown).await;
+        reloads.close();
+        let drain_timeout = set.drain_timeout;
+        tracing::info!("shutting down: no new connections; draining for up to {drain_timeout:?}");
+        set.stop_accepting().await;
+        drop(set);
+        let drained = tokio::time::timeout(drain_timeout, async {
             // Every accept loop has ended, so this is the last holder.
             if let Ok(graceful) = Arc::try_unwrap(graceful) {
                 graceful.shutdown().await;
@@ -237,9 +239,9 @@ impl Server {
     }
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     socket: TcpListener,
-    runtime: Arc<ListenerRuntime>,
+    runtime: Arc<ArcSwap<ListenerRuntime>>,
     graceful: Arc<GracefulShutdown>,
     tunnels: Tracker,
     mut stopped: watch::Receiver<bool>,
@@ -251,7 +253,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, client)) => {
-                let runtime = runtime.clone();
+                // The configuration in use when the connection came; it keeps it.
+                let runtime = runtime.load_full();
                 let watcher = graceful.watcher();
                 let tunnels = tunnels.clone();
                 tokio::spawn(async move {
@@ -260,7 +263,7 @@ async fn accept_loop(
             }
             Err(error) => {
                 // Out of descriptors and similar: back off briefly instead of spinning.
-                tracing::warn!(listener = %runtime.name, "accept failed: {error}");
+                tracing::warn!(listener = %runtime.load().name, "accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -269,3 +269,23 @@ async fn client_connections_get_tcp_keepalive() {
         assert_eq!(socket.tcp_keepalive_retries().unwrap(), 6);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn fast_requests_on_a_kept_alive_connection_never_meet_a_stale_head_deadline() {
+    let (mut io, mut client, state) = guarded(false);
+    let mut buffer = [0u8; 64];
+    // Requests answered between two reads (the guard never sees `serving`), one every 4 s
+    // for longer than the 10 s header timeout.
+    for round in 0..5 {
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let read = io.read(&mut buffer).await.unwrap();
+        assert_eq!(read, 18, "round {round}: the head should arrive, not a 408");
+        state.request_started();
+        state.request_finished();
+        let idle = tokio::time::timeout(Duration::from_secs(4), io.read(&mut buffer)).await;
+        assert!(
+            idle.is_err(),
+            "round {round}: the guard ended a kept-alive connection"
+        );
+    }
+}
