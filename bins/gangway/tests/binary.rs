@@ -505,3 +505,87 @@ async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() 
     .expect("the bytes came back in time");
     assert!(echoed == payload, "the bytes came back changed");
 }
+
+#[tokio::test]
+async fn reload_applies_a_valid_file_and_refuses_an_invalid_one_with_its_errors() {
+    let dir = TempDir::new("reload");
+    let config = dir.path().join("gangway.toml");
+    let pid_file = dir.path().join("gangway.pid");
+    let listen = gangway_e2e::origins::refused_addr();
+    let version = |body: &str| {
+        format!(
+            "[[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/\"\n\
+             respond = {{ status = 200, body = \"{body}\" }}\n"
+        )
+    };
+    std::fs::write(&config, version("first")).unwrap();
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    drop(connect_when_listening(listen).await);
+    let body = || async {
+        let stream = TcpStream::connect(listen).await.unwrap();
+        let request = http::Request::get("/")
+            .header("host", "app.test")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        http1_request(stream, request).await.into_body()
+    };
+    let reload = || {
+        let status = Command::new(BINARY)
+            .args(["reload", "--pid-file"])
+            .arg(&pid_file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gangway reload failed: {status}");
+    };
+    assert_eq!(body().await, "first");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        child.0.id().to_string()
+    );
+
+    // An invalid file: refused, the running configuration keeps serving.
+    std::fs::write(
+        &config,
+        version("second").replace("status = 200", "status = 999"),
+    )
+    .unwrap();
+    reload();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(body().await, "first");
+
+    // A valid one is applied.
+    std::fs::write(&config, version("third")).unwrap();
+    reload();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while body().await != "third" {
+        assert!(
+            Instant::now() < deadline,
+            "the valid reload was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(&child.0, "TERM");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    assert!(
+        log.contains("reload refused; the running configuration stays")
+            && log.contains("gangway.toml:6:22:")
+            && log.contains("999"),
+        "the refusal and its error (file:line) should be logged:\n{log}"
+    );
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+}
