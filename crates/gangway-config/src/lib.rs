@@ -55,6 +55,7 @@
 //! # Ok::<(), gangway_config::Errors>(())
 //! ```
 
+mod edge;
 mod error;
 mod headers;
 mod model;

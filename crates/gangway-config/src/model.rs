@@ -56,6 +56,13 @@ pub struct Listener {
     /// PEM files of certificate revocation lists that client certificates are checked
     /// against.
     pub client_crls: Vec<PathBuf>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer
+    /// in these networks; the address it carries is the client's. `None`: no header.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Open connections the listener accepts at once; more are closed at accept.
+    pub max_connections: Option<usize>,
+    /// Open connections one client address may hold at once; more are closed at accept.
+    pub max_connections_per_client: Option<usize>,
     /// A slow client that has not sent a whole request head within this time gets 408.
     pub header_read_timeout: Duration,
     /// Largest request head (request line plus headers) accepted; larger gets 431.
@@ -72,6 +79,14 @@ pub struct Listener {
     pub forwarding: Forwarding,
     /// Routes in declaration order.
     pub routes: Vec<Route>,
+}
+
+/// The PROXY protocol on a listener behind an L4 load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Peers allowed to send the header (the balancers); a connection from anywhere else is
+    /// closed at once.
+    pub trusted: Vec<Network>,
 }
 
 /// The certificates of a TLS listener, chosen by the SNI a client sends.

@@ -176,6 +176,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                     chain: dir.path("cert.pem"),
                     key: dir.path("tls/key.pem"),
                 })),
+                proxy_protocol: None,
+                max_connections: None,
+                max_connections_per_client: None,
                 header_read_timeout: Duration::from_secs(5),
                 max_header_bytes: 32 * 1024,
                 keepalive_timeout: Duration::from_secs(5400),
@@ -230,6 +233,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 name: "listener-2".to_owned(),
                 address: "[::]:8080".parse().unwrap(),
                 tls: None,
+                proxy_protocol: None,
+                max_connections: None,
+                max_connections_per_client: None,
                 header_read_timeout: defaults::HEADER_READ_TIMEOUT,
                 max_header_bytes: defaults::MAX_HEADER_BYTES,
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
@@ -462,6 +468,9 @@ fn to_toml_notes_a_certificate_held_in_memory() {
                 chain: "-----BEGIN CERTIFICATE-----".to_owned(),
                 key: "-----BEGIN PRIVATE KEY-----".to_owned(),
             })),
+            proxy_protocol: None,
+            max_connections: None,
+            max_connections_per_client: None,
             header_read_timeout: Duration::from_millis(2500),
             max_header_bytes: 1000,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
@@ -632,7 +641,8 @@ fn unknown_key() {
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `certificates`, `unknown_sni`, `header_read_timeout`, \
          `max_header_size`, `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, \
-         `client_certificates`, `client_ca`, `client_crls`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
+         `client_certificates`, `client_ca`, `client_crls`, `proxy_protocol`, `max_connections`, \
+         `max_connections_per_client`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),

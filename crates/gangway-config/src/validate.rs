@@ -649,6 +649,8 @@ impl Checker<'_> {
                 }
             }
         }
+        let proxy_protocol = self.proxy_protocol(key, raw.proxy_protocol.as_ref());
+        let (max_connections, max_connections_per_client) = self.connection_limits(key, raw);
         let headers = self.header_rules(
             key,
             raw.request_headers.as_ref(),
@@ -700,6 +702,9 @@ impl Checker<'_> {
             name,
             address: address?,
             tls,
+            proxy_protocol: proxy_protocol?,
+            max_connections,
+            max_connections_per_client,
             header_read_timeout,
             max_header_bytes,
             keepalive_timeout,

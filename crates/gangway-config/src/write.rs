@@ -246,6 +246,24 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
     key(out, "name", quote(&listener.name));
     key(out, "address", quote(&listener.address.to_string()));
     let tls_written = write_listener_tls(out, listener.tls.as_ref());
+    if let Some(proxy_protocol) = &listener.proxy_protocol {
+        let trusted: Vec<String> = proxy_protocol
+            .trusted
+            .iter()
+            .map(|network| quote(&network.to_string()))
+            .collect();
+        key(
+            out,
+            "proxy_protocol",
+            format!("{{ trusted = [{}] }}", trusted.join(", ")),
+        );
+    }
+    if let Some(limit) = listener.max_connections {
+        key(out, "max_connections", limit.to_string());
+    }
+    if let Some(limit) = listener.max_connections_per_client {
+        key(out, "max_connections_per_client", limit.to_string());
+    }
     key(
         out,
         "header_read_timeout",
