@@ -243,7 +243,10 @@ fn proxy_protocol_and_connection_limits() {
     assert_eq!(trusted[0].to_string(), "10.0.0.0/24");
     assert_eq!(listener.max_connections, Some(10_000));
     assert_eq!(listener.max_connections_per_client, Some(64));
-    assert_eq!(parse(&to_toml(&config), Path::new("/e.toml")).unwrap(), config);
+    assert_eq!(
+        parse(&to_toml(&config), Path::new("/e.toml")).unwrap(),
+        config
+    );
 
     let error = errors(
         "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = { trusted = [] }\nmax_connections = 0\n\
@@ -256,7 +259,10 @@ fn proxy_protocol_and_connection_limits() {
         ":4:19: listener[1].max_connections = 0: is out of range",
         ":10:31: listener[2].proxy_protocol.trusted = \"10.0.0.300/8\":",
     ] {
-        assert!(error.contains(expected), "missing {expected:?} in:\n{error}");
+        assert!(
+            error.contains(expected),
+            "missing {expected:?} in:\n{error}"
+        );
     }
     let error = errors(
         "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = {}\n\

@@ -36,6 +36,7 @@
 mod access;
 mod body;
 mod conn_io;
+mod edge;
 mod error;
 mod listeners;
 mod relay;

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
 use crate::conn_io::{ConnState, GuardedIo};
+use crate::edge::{Prefixed, read_proxy_header};
 use crate::listeners::{
     Bound, ListenerSet, ReloadHandle, ReloadRequest, TlsListeners, serve_reloads,
 };
@@ -271,8 +272,8 @@ pub(crate) async fn accept_loop(
 }
 
 async fn handle_connection(
-    stream: TcpStream,
-    client: SocketAddr,
+    mut stream: TcpStream,
+    peer: SocketAddr,
     runtime: Arc<ListenerRuntime>,
     watcher: Watcher,
     tunnels: Tracker,
@@ -283,6 +284,30 @@ async fn handle_connection(
     // Small writes (response heads, WebSocket frames) go out at once.
     let _ = stream.set_nodelay(true);
     enable_tcp_keepalive(&stream);
+    // Behind a balancer, the PROXY header names the client; it must come within the head
+    // timeout, and only from the balancers.
+    let (client, rest) = match &runtime.proxy_protocol {
+        None => (peer, Vec::new()),
+        Some(trusted) => {
+            let header = read_proxy_header(&mut stream, peer, trusted);
+            match tokio::time::timeout(runtime.header_read_timeout, header).await {
+                Ok(Ok((named, rest))) => (named.unwrap_or(peer), rest),
+                Ok(Err(error)) => {
+                    tracing::warn!(%peer, listener = %runtime.name, "connection refused: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, listener = %runtime.name, "connection refused: no PROXY header in time");
+                    return;
+                }
+            }
+        }
+    };
+    let Some(_permit) = runtime.limits.admit(client.ip()) else {
+        tracing::warn!(%client, listener = %runtime.name, "connection refused: connection limit reached");
+        return;
+    };
+    let stream = Prefixed::new(stream, rest);
     let state = Arc::new(ConnState::default());
     match runtime.tls.clone() {
         None => {
