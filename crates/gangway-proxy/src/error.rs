@@ -136,6 +136,10 @@ pub(crate) enum RequestError {
     },
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
+    #[error("the request target names host `{target}` but Host is `{host}`")]
+    AmbiguousHost { target: String, host: String },
+    #[error("the client's request body is malformed or was cut off")]
+    BadRequestBody,
     #[error("relay refused the peer: {0}")]
     Relay(#[source] gangway_tunnel::RelayError),
     #[error("WebSocket upgrade on a route that does not allow it")]
@@ -166,6 +170,8 @@ impl RequestError {
             | Self::ClientCertificate { .. }
             | Self::TlsVersionTooOld { .. }
             | Self::MisdirectedHost { .. }
+            | Self::AmbiguousHost { .. }
+            | Self::BadRequestBody
             | Self::Relay(_)
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
@@ -193,6 +199,8 @@ impl RequestError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BadTarget
+            | Self::AmbiguousHost { .. }
+            | Self::BadRequestBody
             | Self::BadPath(_)
             | Self::ClientCertificate { .. }
             | Self::BadUpgrade(_)

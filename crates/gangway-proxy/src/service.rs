@@ -249,6 +249,22 @@ async fn dispatch(
             });
         }
     }
+    // An absolute-form target (or HTTP/2 `:authority`) naming another host than `Host`
+    // is ambiguous: routing by one and forwarding the other is how filters are bypassed.
+    if let (Some(authority), Some(host)) = (request.uri().authority(), host) {
+        if request.headers().contains_key(HOST) {
+            let named = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            if !named.eq_ignore_ascii_case(host) {
+                return Err(RequestError::AmbiguousHost {
+                    target: named.to_owned(),
+                    host: host.to_owned(),
+                });
+            }
+        }
+    }
     let target = request
         .uri()
         .path_and_query()
@@ -541,6 +557,9 @@ async fn proxy(
                     return Err(RequestError::ClientBodyTimeout {
                         seconds: route.body_idle_timeout.as_secs(),
                     });
+                }
+                if facts.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(RequestError::BadRequestBody);
                 }
                 (Failure::of(&error), RequestError::UpstreamConnect(error))
             }

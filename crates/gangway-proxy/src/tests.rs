@@ -86,6 +86,19 @@ async fn every_request_error_has_its_side_and_status() {
             StatusCode::FORBIDDEN,
         ),
         (
+            RequestError::AmbiguousHost {
+                target: "evil.test".to_owned(),
+                host: "app.test".to_owned(),
+            },
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            RequestError::BadRequestBody,
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             RequestError::BadTarget,
             Side::Downstream,
             StatusCode::BAD_REQUEST,
