@@ -317,3 +317,53 @@ async fn path_tricks_never_reach_the_blocked_area_through_the_open_route() {
         }
     }
 }
+
+#[tokio::test]
+async fn http2_requests_cannot_name_two_hosts_or_reach_the_blocked_area() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let origin = RecordingOrigin::start().await;
+    let proxy = front(&origin).await;
+    let stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+    // HTTP/2 with prior knowledge on the plain listener.
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let send = |uri: &'static str, host: Option<&'static str>| {
+        let mut sender = sender.clone();
+        async move {
+            let mut request = http::Request::get(uri).version(http::Version::HTTP_2);
+            if let Some(host) = host {
+                request = request.header("host", host);
+            }
+            let request = request
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            Ok::<_, hyper::Error>(response.status().as_u16())
+        }
+    };
+    // `:authority` and `Host` disagree: 400.
+    assert_eq!(
+        send("http://evil.test/a", Some("app.test")).await.unwrap(),
+        400
+    );
+    // `:authority` alone names the host; the blocked area stays blocked.
+    assert_eq!(send("http://app.test/secret/x", None).await.unwrap(), 403);
+    assert_eq!(
+        send("http://app.test/open/%2e%2e/secret/x", None)
+            .await
+            .unwrap(),
+        400
+    );
+    assert_eq!(send("http://app.test/a", None).await.unwrap(), 200);
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|request| request.uri.to_string())
+        .collect();
+    assert_eq!(paths, ["/a"]);
+}
