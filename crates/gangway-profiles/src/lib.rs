@@ -45,6 +45,7 @@
 
 mod error;
 mod estos;
+mod igel;
 mod run;
 mod values;
 
@@ -52,4 +53,5 @@ pub use error::{Error, Errors};
 pub use estos::Estos;
 /// Positions and I/O causes inside [`Error`].
 pub use gangway_config::{IoError, Location};
+pub use igel::Igel;
 pub use run::{Profile, expand, load, run_profile};
