@@ -43,12 +43,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod allegro;
 mod error;
 mod estos;
 mod igel;
 mod run;
 mod values;
 
+pub use allegro::Allegro;
 pub use error::{Error, Errors};
 pub use estos::Estos;
 /// Positions and I/O causes inside [`Error`].

@@ -30,7 +30,6 @@ pub(crate) const URL: &str =
     "a URL \"http://HOST:PORT\" or \"https://HOST:PORT\", such as \"http://127.0.0.1:7224\"";
 pub(crate) const HTTPS_URL: &str = "an https URL \"https://HOST:PORT\", such as \
      \"https://ums.example.com:8443\"";
-#[allow(dead_code)] // TEMP
 pub(crate) const SIZE: &str = "a size: an integer number of bytes, or a string such as \
      \"200MiB\" with unit B, KB, MB, GB, KiB, MiB or GiB, greater than 0";
 pub(crate) const DURATION: &str = "a duration: an integer number of seconds, or a string \
@@ -38,7 +37,6 @@ pub(crate) const DURATION: &str = "a duration: an integer number of seconds, or 
 pub(crate) const FILE: &str = "the path of an existing file, relative to the profile file's \
      directory or absolute";
 pub(crate) const HOST: &str = "a DNS name without port, such as \"uc.example.com\"";
-#[allow(dead_code)] // TEMP
 pub(crate) const FINGERPRINT: &str = "a SHA-256 fingerprint: 64 hex digits, with or without \
      colons, as `openssl x509 -noout -fingerprint -sha256` prints it";
 
@@ -175,7 +173,6 @@ impl<'a> Check<'a> {
     }
 
     /// A size in bytes, or `default`.
-    #[allow(dead_code)] // TEMP
     pub(crate) fn size(&mut self, key: &str, value: &Key<IntOrText>, default: u64) -> u64 {
         let Some(value) = value else {
             return default;
@@ -258,7 +255,6 @@ impl<'a> Check<'a> {
     }
 
     /// A SHA-256 fingerprint, written back as 64 lower-case hex digits.
-    #[allow(dead_code)] // TEMP
     pub(crate) fn fingerprint(&mut self, key: &str, value: &Spanned<String>) -> String {
         let hex: String = value
             .get_ref()
@@ -335,7 +331,6 @@ fn parse_url(text: &str, https_only: bool) -> Result<String, String> {
     Ok(format!("{scheme}://{}:{port}", host.to_ascii_lowercase()))
 }
 
-#[allow(dead_code)] // TEMP
 const SIZE_UNITS: [(&str, u64); 7] = [
     ("B", 1),
     ("KB", 1000),
@@ -346,7 +341,6 @@ const SIZE_UNITS: [(&str, u64); 7] = [
     ("GiB", 1024 * 1024 * 1024),
 ];
 
-#[allow(dead_code)] // TEMP
 fn parse_size(text: &str) -> Result<u64, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let number: u64 = text[..digits]
