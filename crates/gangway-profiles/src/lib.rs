@@ -47,6 +47,7 @@ mod allegro;
 mod error;
 mod estos;
 mod igel;
+mod powerfolder;
 mod run;
 mod values;
 
@@ -56,4 +57,5 @@ pub use estos::Estos;
 /// Positions and I/O causes inside [`Error`].
 pub use gangway_config::{IoError, Location};
 pub use igel::Igel;
+pub use powerfolder::PowerFolder;
 pub use run::{Profile, expand, load, run_profile};
