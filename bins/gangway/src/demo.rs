@@ -45,11 +45,7 @@ pub(crate) fn config(
         .replace("HTTPS_ADDRESS", &https.to_string())
         .replace("HTTPS_PORT", &port);
     let mut config = gangway_config::parse(&toml, Path::new("<demo>"))?;
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        bind.to_string(),
-    ];
+    let names = vec!["localhost".into(), "127.0.0.1".into(), bind.to_string()];
     let certificate = rcgen::generate_simple_self_signed(names)?;
     if let Some(listener) = config
         .listeners

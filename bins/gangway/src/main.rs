@@ -133,6 +133,12 @@ async fn serve(
     file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
 ) -> ExitCode {
+    // Lines still queued are written out when `serve` returns.
+    let _access_log = match gangway_proxy::AccessLog::install(&config.server.access_log) {
+        Ok(access_log) => access_log,
+        Err(error) => return fail(&error.report()),
+    };
+    tokio::spawn(gangway_proxy::reopen_logs_on_usr1());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
         Ok(server) => server,

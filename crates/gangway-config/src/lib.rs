@@ -55,6 +55,9 @@
 //! # Ok::<(), gangway_config::Errors>(())
 //! ```
 
+mod access_log;
+#[cfg(test)]
+mod access_log_tests;
 mod edge;
 mod error;
 mod headers;

@@ -36,6 +36,45 @@ pub struct Server {
     /// How often certificate, key, CA and CRL files are checked for changes (reloaded
     /// when their content changed); `None` reloads on SIGHUP only.
     pub certificate_watch_interval: Option<Duration>,
+    /// Where the access log goes, and in which format.
+    pub access_log: AccessLog,
+}
+
+/// The access log: one line per request, written when its response ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessLog {
+    /// How each line is written.
+    pub format: AccessLogFormat,
+    /// The file lines are appended to (created if missing, reopened on SIGUSR1); `None`
+    /// writes to standard error.
+    pub path: Option<PathBuf>,
+}
+
+/// How an access-log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// gangway's own `key=value` line: listener, client, method, URI, status, bytes in
+    /// and out, route, upstream, peer, duration, and why a response was cut.
+    #[default]
+    Default,
+    /// One JSON object per line with the fields of the default line, the time, the
+    /// protocol, the `Referer` and the `User-Agent`.
+    Json,
+    /// nginx's predefined `combined` format, byte for byte:
+    /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+    /// "$http_referer" "$http_user_agent"`.
+    Combined,
+}
+
+impl AccessLogFormat {
+    /// The name used in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Json => "json",
+            Self::Combined => "combined",
+        }
+    }
 }
 
 /// One listening socket.
@@ -403,6 +442,7 @@ impl Default for Server {
         Self {
             drain_timeout: defaults::DRAIN_TIMEOUT,
             certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
+            access_log: AccessLog::default(),
         }
     }
 }

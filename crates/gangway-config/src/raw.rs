@@ -27,6 +27,15 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawServer {
     pub(crate) drain_timeout: Option<Spanned<RawDuration>>,
     pub(crate) certificate_watch_interval: Option<Spanned<RawDuration>>,
+    pub(crate) access_log: Option<Spanned<RawAccessLog>>,
+}
+
+/// The `[server] access_log` table (checked in `access_log.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,8 +13,8 @@ use crate::values::{
     duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, size_to_toml,
 };
 use crate::{
-    Action, Config, Error, Errors, Listener, ListenerTls, Peer, PoolSettings, Rewrite, Route,
-    Scheme, Server, Upstream, UpstreamTls, defaults, load, parse, to_toml,
+    AccessLog, Action, Config, Error, Errors, Listener, ListenerTls, Peer, PoolSettings, Rewrite,
+    Route, Scheme, Server, Upstream, UpstreamTls, defaults, load, parse, to_toml,
 };
 
 /// A directory under the system temporary directory, removed on drop.
@@ -167,6 +167,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
         server: Server {
             drain_timeout: Duration::from_secs(90),
             certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
+            access_log: AccessLog::default(),
         },
         listeners: vec![
             Listener {
@@ -393,6 +394,7 @@ fn to_toml_writes_every_key_normalised() {
 [server]
 drain_timeout = "30s"
 certificate_watch_interval = "5s"
+access_log = {{ format = "default" }}
 
 [[upstream]]
 name = "app"

@@ -154,7 +154,7 @@ pub(crate) struct Checker<'a> {
     file: &'a Path,
     source: &'a str,
     lines: LineIndex<'a>,
-    base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     pub(crate) errors: Vec<Error>,
     /// The peers' route names of each upstream, by index, for a route's fixed `peer`.
     peer_routes: Vec<Vec<String>>,
@@ -218,6 +218,11 @@ impl Checker<'_> {
                 defaults::DRAIN_TIMEOUT,
             ),
             certificate_watch_interval: self.watch_interval(watch_interval),
+            access_log: self.access_log(
+                raw.server
+                    .as_ref()
+                    .and_then(|server| server.get_ref().access_log.as_ref()),
+            ),
         };
 
         let mut names: HashMap<String, Seen> = HashMap::new();

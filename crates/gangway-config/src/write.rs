@@ -35,6 +35,13 @@ pub fn to_toml(config: &Config) -> String {
         .certificate_watch_interval
         .map_or_else(|| quote("off"), duration_to_toml);
     key(&mut out, "certificate_watch_interval", watch);
+    let access_log = &config.server.access_log;
+    let format = quote(access_log.format.name());
+    let access_log = match &access_log.path {
+        Some(file) => format!("{{ format = {format}, path = {} }}", path(file)),
+        None => format!("{{ format = {format} }}"),
+    };
+    key(&mut out, "access_log", access_log);
     for upstream in &config.upstreams {
         write_upstream(&mut out, upstream);
     }

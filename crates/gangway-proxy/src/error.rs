@@ -66,6 +66,15 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// The access-log file could not be opened for appending.
+    #[error("access log {}: cannot open for appending", path.display())]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A route refers to an upstream index that the configuration does not have.
     #[error("listener `{listener}`: a route refers to upstream #{index}, which does not exist")]
     UnknownUpstream {

@@ -80,22 +80,7 @@ pub(crate) async fn serve(
 ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     conn.state.request_started();
     let started = Instant::now();
-    let mut record = AccessRecord {
-        client: conn.client,
-        listener: conn.listener.name.clone(),
-        method: request.method().clone(),
-        uri: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), ToString::to_string),
-        status: StatusCode::OK,
-        route: None,
-        upstream: None,
-        peer: None,
-        request_body: None,
-        started,
-        failure: None,
-    };
+    let mut record = AccessRecord::new(conn.client, conn.listener.name.clone(), &request, started);
     // What the proxy's own error answers may need for their `always` header operations.
     let uri = request.uri().clone();
     let host = request_host(&request).map(str::to_ascii_lowercase);
