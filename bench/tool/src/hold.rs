@@ -56,8 +56,8 @@ enum Kind {
     Ws,
 }
 
-/// A connection kept open: nothing is read or written on it after the first exchange.
-#[allow(dead_code)] // held only to keep the sockets open
+/// A connection kept open: nothing is read or written on it between the first exchange and
+/// the check at the end.
 enum Held {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
@@ -88,13 +88,45 @@ pub(crate) async fn run(args: HoldArgs) -> Result<(), Error> {
     let after = rss_kib(&args.pids)?;
     #[allow(clippy::cast_precision_loss)] // small numbers
     let per_connection = (after as f64 - before as f64) / args.connections as f64;
+    // Every connection must still work: one that the proxy closed would make its memory
+    // look smaller.
+    let mut alive = 0;
+    for connection in &mut held {
+        if connection.still_works().await {
+            alive += 1;
+        }
+    }
     println!(
         "connections={} rss_before_kib={before} rss_after_kib={after} \
-         kib_per_connection={per_connection:.1}",
-        args.connections
+         kib_per_connection={per_connection:.1} alive={alive} held={}",
+        args.connections,
+        held.len()
     );
     drop(held);
     Ok(())
+}
+
+impl Held {
+    /// One more request (or echoed message) on the connection, within 5 s.
+    async fn still_works(&mut self) -> bool {
+        let exchange = async {
+            match self {
+                Held::Tcp(stream) => request(stream, false).await,
+                Held::Tls(stream) => request(stream.as_mut(), false).await,
+                Held::Ws(socket) => {
+                    socket.send(Message::text("again")).await?;
+                    match socket.next().await {
+                        Some(Ok(Message::Text(_))) => Ok(()),
+                        other => Err(format!("no echo: {other:?}").into()),
+                    }
+                }
+            }
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), exchange).await,
+            Ok(Ok(()))
+        )
+    }
 }
 
 /// Gives the proxy a moment to finish with the last connections.

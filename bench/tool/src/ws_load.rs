@@ -33,13 +33,18 @@ pub(crate) async fn run(
         .map(|socket| tokio::spawn(echo_loop(socket, payload.clone(), deadline)))
         .collect();
     let mut latencies = Vec::new();
-    let mut failed = 0usize;
+    let mut failures = std::collections::BTreeMap::<String, usize>::new();
     for task in tasks {
-        match task.await? {
-            Ok(samples) => latencies.extend(samples),
-            Err(_) => failed += 1,
+        let (samples, failure) = task.await?;
+        latencies.extend(samples);
+        if let Some(failure) = failure {
+            *failures.entry(failure).or_default() += 1;
         }
     }
+    for (failure, count) in &failures {
+        eprintln!("{count} connections failed: {failure}");
+    }
+    let failed: usize = failures.values().sum();
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
@@ -84,23 +89,27 @@ pub(crate) async fn connect(addr: SocketAddr) -> Result<WebSocketStream<TcpStrea
     Ok(socket)
 }
 
-/// Sends, waits for the echo, records the round trip in microseconds; until `deadline`.
+/// Sends, waits for the echo, records the round trip in microseconds; until `deadline` or
+/// the first failure, which is returned with the samples taken before it.
 async fn echo_loop(
     mut socket: WebSocketStream<TcpStream>,
     payload: Bytes,
     deadline: tokio::time::Instant,
-) -> Result<Vec<u32>, Error> {
+) -> (Vec<u32>, Option<String>) {
     let mut samples = Vec::new();
     while tokio::time::Instant::now() < deadline {
         let sent = Instant::now();
-        socket.send(Message::Binary(payload.clone())).await?;
+        if let Err(error) = socket.send(Message::Binary(payload.clone())).await {
+            return (samples, Some(format!("send: {error}")));
+        }
         match tokio::time::timeout_at(deadline + Duration::from_secs(5), socket.next()).await {
             Ok(Some(Ok(Message::Binary(echo)))) if echo.len() == payload.len() => {}
-            Ok(other) => return Err(format!("unexpected echo: {other:?}").into()),
-            Err(_) => return Err("no echo within 5 s of the end".into()),
+            Ok(Some(Err(error))) => return (samples, Some(format!("receive: {error}"))),
+            Ok(other) => return (samples, Some(format!("unexpected echo: {other:?}"))),
+            Err(_) => return (samples, Some("no echo within 5 s of the end".to_owned())),
         }
         samples.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
     }
     let _ = socket.close(None).await;
-    Ok(samples)
+    (samples, None)
 }
