@@ -223,6 +223,7 @@ async fn the_idle_timeout_closes_both_sides_and_traffic_resets_it() {
     let (proxy, ca) = websocket_proxy(upstream, "2s").await;
     let mut ws = over_http1(&proxy, &ca).await;
     // Traffic every 500 ms for 5 s keeps a 2 s idle timeout from firing.
+    let mut last_traffic = Instant::now();
     for round in 0..10 {
         ws.send(Message::text(format!("round {round}")))
             .await
@@ -231,11 +232,13 @@ async fn the_idle_timeout_closes_both_sides_and_traffic_resets_it() {
             next_message(&mut ws).await,
             Message::text(format!("round {round}"))
         );
+        last_traffic = Instant::now();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(!upstream_closed.load(Ordering::SeqCst));
-    // Then silence: the proxy ends both legs.
-    let started = Instant::now();
+    // Then silence: the proxy ends both legs, no sooner than 2 s after the last byte (the
+    // proxy saw that byte a little before this client did).
+    let started = last_traffic;
     let end = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;
     let end = end.expect("the client leg was closed");
     assert!(
@@ -243,8 +246,9 @@ async fn the_idle_timeout_closes_both_sides_and_traffic_resets_it() {
         "{end:?}"
     );
     assert!(
-        started.elapsed() >= Duration::from_millis(1500),
-        "closed too early"
+        started.elapsed() >= Duration::from_millis(1900),
+        "closed {:?} after the last traffic, before the 2 s idle timeout",
+        started.elapsed()
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !upstream_closed.load(Ordering::SeqCst) {
