@@ -55,6 +55,9 @@
 //! # Ok::<(), gangway_config::Errors>(())
 //! ```
 
+mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod error;
 mod headers;
 mod model;

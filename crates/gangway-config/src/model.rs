@@ -21,6 +21,8 @@ use gangway_upstream::Method;
 pub struct Config {
     /// Process-wide settings.
     pub server: Server,
+    /// The admin listener (metrics, health, tunnels); `None` (the default) runs none.
+    pub admin: Option<Admin>,
     /// Listening sockets, each with its own routes.
     pub listeners: Vec<Listener>,
     /// Named upstream pools that `proxy` routes refer to.
@@ -36,6 +38,17 @@ pub struct Server {
     /// How often certificate, key, CA and CRL files are checked for changes (reloaded
     /// when their content changed); `None` reloads on SIGHUP only.
     pub certificate_watch_interval: Option<Duration>,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz` and the tunnel calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Address and port to bind; a loopback address unless `allow_remote`.
+    pub address: SocketAddr,
+    /// Whether `address` may be reachable from other hosts; then `token_file` is required.
+    pub allow_remote: bool,
+    /// A file holding the bearer token that `/tunnels` and `/tunnels/close` require.
+    pub token_file: Option<PathBuf>,
 }
 
 /// One listening socket.

@@ -35,6 +35,14 @@ pub fn to_toml(config: &Config) -> String {
         .certificate_watch_interval
         .map_or_else(|| quote("off"), duration_to_toml);
     key(&mut out, "certificate_watch_interval", watch);
+    if let Some(admin) = &config.admin {
+        out.push_str("\n[admin]\n");
+        key(&mut out, "address", quote(&admin.address.to_string()));
+        key(&mut out, "allow_remote", admin.allow_remote.to_string());
+        if let Some(token_file) = &admin.token_file {
+            key(&mut out, "token_file", path(token_file));
+        }
+    }
     for upstream in &config.upstreams {
         write_upstream(&mut out, upstream);
     }
