@@ -62,6 +62,23 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// The admin listener's socket could not be bound.
+    #[error("admin listener: cannot bind {address}")]
+    AdminBind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin listener's token file could not be read or is too short.
+    #[error("admin token file {}: {problem}", file.display())]
+    AdminToken {
+        /// The token file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A route refers to an upstream index that the configuration does not have.
     #[error("listener `{listener}`: a route refers to upstream #{index}, which does not exist")]
     UnknownUpstream {

@@ -34,9 +34,11 @@
 //! ```
 
 mod access;
+mod admin;
 mod body;
 mod conn_io;
 mod error;
+mod metrics;
 mod relay;
 mod runtime;
 mod server;
@@ -44,8 +46,10 @@ mod service;
 mod signal;
 #[cfg(test)]
 mod tests;
+mod tunnels;
 mod vars;
 
 pub use error::{Error, Side};
+pub use metrics::Metrics;
 pub use server::{Server, TlsReload, TlsReloader};
 pub use signal::{reload_on_hangup, shutdown_signal};

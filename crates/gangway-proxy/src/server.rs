@@ -19,7 +19,9 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
+use crate::admin::AdminListener;
 use crate::conn_io::{ConnState, GuardedIo};
+use crate::metrics::{Metrics, Observer};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
 
@@ -79,6 +81,9 @@ pub struct Server {
     certificate_watch_interval: Option<Duration>,
     /// Active health checks, started by [`run`](Self::run).
     health: Vec<HealthChecker>,
+    /// `/metrics`, readiness and the tunnel registry.
+    observer: Arc<Observer>,
+    admin: Option<AdminListener>,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
@@ -90,6 +95,7 @@ pub struct Server {
 #[derive(Debug, Clone, Default)]
 pub struct TlsReloader {
     listeners: Vec<(Arc<str>, Arc<gangway_tls::ListenerTls>)>,
+    observer: Arc<Observer>,
 }
 
 /// What reloading one listener's TLS material gave.
@@ -109,6 +115,7 @@ impl TlsReloader {
             .iter()
             .map(|(listener, tls)| {
                 let result = tls.reload();
+                self.observer.tls_reloaded(result.is_ok());
                 if let Ok(report) = &result {
                     tracing::info!(
                         %listener,
@@ -129,7 +136,8 @@ impl Server {
     /// Compiles `config` and binds every listener. The crypto provider is used for every
     /// TLS listener and upstream.
     pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
-        let (runtimes, health) = build(config, &provider)?;
+        let observer = Arc::new(Observer::default());
+        let (runtimes, health) = build(config, &provider, &observer.tunnels)?;
         let mut listeners = Vec::with_capacity(runtimes.len());
         let mut addresses = Vec::with_capacity(runtimes.len());
         for (listener, runtime) in config.listeners.iter().zip(runtimes) {
@@ -149,13 +157,36 @@ impl Server {
             addresses.push(address);
             listeners.push((socket, Arc::new(runtime)));
         }
+        let runtimes: Vec<_> = listeners
+            .iter()
+            .map(|(_, runtime)| runtime.clone())
+            .collect();
+        observer.publish(&runtimes);
+        let admin = match &config.admin {
+            Some(admin) => Some(AdminListener::bind(admin).await?),
+            None => None,
+        };
         Ok(Self {
             listeners,
             addresses,
             drain_timeout: config.server.drain_timeout,
             certificate_watch_interval: config.server.certificate_watch_interval,
             health,
+            observer,
+            admin,
         })
+    }
+
+    /// The admin listener's bound address, when the configuration has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminListener::local_addr)
+    }
+
+    /// The counters `/metrics` shows; the reload code counts its outcomes there.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            observer: self.observer.clone(),
+        }
     }
 
     /// A handle that reloads every TLS listener's certificates, keys, CAs and CRLs; it
@@ -167,6 +198,7 @@ impl Server {
                 .iter()
                 .filter_map(|(_, runtime)| Some((runtime.name.clone(), runtime.tls.clone()?)))
                 .collect(),
+            observer: self.observer.clone(),
         }
     }
 
@@ -210,7 +242,14 @@ impl Server {
                 stopped.clone(),
             )));
         }
+        // The admin listener answers until the drain is over, so `/readyz` says 503 then.
+        let (admin_stop, admin_stopped) = watch::channel(false);
+        let admin = self
+            .admin
+            .map(|admin| tokio::spawn(admin.serve(self.observer.clone(), admin_stopped)));
+        self.observer.set_ready(true);
         shutdown.await;
+        self.observer.set_ready(false);
         drop(health);
         tracing::info!(
             "shutting down: no new connections; draining for up to {:?}",
@@ -233,6 +272,11 @@ impl Server {
         match drained {
             Ok(()) => tracing::info!("drained; stopped"),
             Err(_) => tracing::warn!("drain timeout passed; closing what is still open"),
+        }
+        let _ = admin_stop.send(true);
+        if let Some(admin) = admin {
+            // An admin task that panicked has nothing left to close.
+            let _ = admin.await;
         }
     }
 }
@@ -281,6 +325,7 @@ async fn handle_connection(
     let _ = stream.set_nodelay(true);
     enable_tcp_keepalive(&stream);
     let state = Arc::new(ConnState::default());
+    let _open = runtime.metrics.connection_opened();
     match runtime.tls.clone() {
         None => {
             let conn = Arc::new(Connection {
@@ -308,15 +353,18 @@ async fn handle_connection(
             let tls_stream = match handshake {
                 Ok(Ok(tls_stream)) => tls_stream,
                 Ok(Err(error)) => {
+                    runtime.metrics.handshake(None);
                     tracing::debug!(%client, listener = %runtime.name, "TLS handshake failed: {error}");
                     return;
                 }
                 Err(_) => {
+                    runtime.metrics.handshake(None);
                     tracing::debug!(%client, listener = %runtime.name, "TLS handshake timed out");
                     return;
                 }
             };
             let session = listener_tls.session(tls_stream.get_ref().1);
+            runtime.metrics.handshake(Some(session.identity().status()));
             let server_name = session.server_name().map(str::to_owned);
             let http2 = session.alpn() == Some(b"h2");
             if let gangway_tls::VerifyStatus::Failed(reason) = session.identity().status() {
