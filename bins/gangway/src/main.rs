@@ -108,7 +108,7 @@ async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCo
         Err(error) => return fail(&error.report()),
     };
     let _echo = demo.map(|origin| {
-        demo::print_instructions(server.local_addrs());
+        demo::print_instructions(server.local_addrs(), server.admin_addr());
         origin.spawn()
     });
     tokio::spawn(gangway_proxy::reload_on_hangup(server.tls_reloader()));

@@ -505,3 +505,39 @@ async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() 
     .expect("the bytes came back in time");
     assert!(echoed == payload, "the bytes came back changed");
 }
+
+#[tokio::test]
+async fn demo_admin_port_serves_metrics_and_readiness_on_loopback() {
+    let mut demo = Running(
+        Command::new(BINARY)
+            .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .args(["--admin-port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = line_starting_with(&mut demo.0, "curl http://");
+    let url = line.split_whitespace().nth(1).unwrap();
+    let admin: SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(admin.ip().is_loopback());
+    for (path, expected) in [
+        ("/metrics", "# TYPE gangway_requests_total counter"),
+        ("/readyz", "ready"),
+    ] {
+        let stream = connect_when_listening(admin).await;
+        let request = http::Request::get(path)
+            .header("host", "admin")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = http1_request(stream, request).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let body = String::from_utf8(response.body().to_vec()).unwrap();
+        assert!(body.contains(expected), "{path}: {body}");
+    }
+}
