@@ -581,3 +581,217 @@ async fn tunnel_calls_need_the_token_when_one_is_configured() {
     assert_eq!(admin_call(admin, "GET", "/metrics", None).await.0, 200);
     assert_eq!(admin_call(admin, "GET", "/healthz", None).await.0, 200);
 }
+
+#[tokio::test]
+async fn tls_handshakes_and_verify_results_are_counted_and_devices_closed_by_fingerprint() {
+    use gangway_e2e::certs::{TempDir, TestCa, write_pem_files};
+    use gangway_e2e::clients::{
+        raw_exchange, tls_client_config, tls_client_config_with_certificate, tls_connect,
+    };
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let echo = start_echo().await;
+    let (server_ca, device_ca) = (TestCa::new("server CA"), TestCa::new("device CA"));
+    let dir = TempDir::new("admin-mtls");
+    let (cert, key) = write_pem_files(dir.path(), &server_ca.issue_server(&["gw.test"]));
+    let device_ca_file = dir.path().join("device-ca.pem");
+    std::fs::write(&device_ca_file, device_ca.pem()).unwrap();
+    let toml = format!(
+        r#"
+[admin]
+address = "127.0.0.1:0"
+
+[[upstream]]
+name = "echo"
+peers = ["http://{echo}"]
+
+[[listener]]
+name = "devices"
+address = "127.0.0.1:0"
+certificate = {cert:?}
+private_key = {key:?}
+client_certificates = "optional"
+client_ca = {device_ca_file:?}
+
+[[listener.route]]
+path = "/ws"
+proxy = "echo"
+websocket = true
+"#,
+        echo = echo.local_addr()
+    );
+    let proxy = Proxy::start_in(dir, &toml).await;
+    let admin = proxy.admin.unwrap();
+    let device = device_ca.issue_client("device-0001");
+    let stranger = TestCa::new("another CA").issue_client("device-0002");
+    let alpn: &[&[u8]] = &[b"http/1.1"];
+
+    // SUCCESS: a device's WebSocket, kept open.
+    let config = tls_client_config_with_certificate(&server_ca.pem(), alpn, &device);
+    let stream = tls_connect(proxy.addr(), "gw.test", config).await;
+    let (mut ws, _) = tokio_tungstenite::client_async("wss://gw.test/ws", stream)
+        .await
+        .unwrap();
+    ws.send(Message::text("ping")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("ping"));
+    // NONE and FAILED: handshakes that complete under `optional`.
+    let plain = tls_connect(
+        proxy.addr(),
+        "gw.test",
+        tls_client_config(&server_ca.pem(), alpn),
+    );
+    drop(plain.await);
+    let config = tls_client_config_with_certificate(&server_ca.pem(), alpn, &stranger);
+    drop(tls_connect(proxy.addr(), "gw.test", config).await);
+    // A failed handshake: plain HTTP to the TLS port.
+    raw_exchange(
+        proxy.addr(),
+        b"GET / HTTP/1.1\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+
+    let devices = [("listener", "devices")];
+    let handshakes = |samples: &Samples, result: &str| {
+        value(
+            samples,
+            "gangway_tls_handshakes_total",
+            &[("listener", "devices"), ("result", result)],
+        )
+    };
+    let samples = scrape_until(admin, |samples| {
+        handshakes(samples, "ok") == Some(3.0) && handshakes(samples, "failed") == Some(1.0)
+    })
+    .await;
+    assert_eq!(handshakes(&samples, "ok"), Some(3.0));
+    assert_eq!(handshakes(&samples, "failed"), Some(1.0));
+    for result in ["SUCCESS", "FAILED", "NONE"] {
+        let labels = [("listener", "devices"), ("result", result)];
+        let count = value(&samples, "gangway_client_certificate_verify_total", &labels);
+        assert_eq!(count, Some(1.0), "{result}");
+    }
+    assert_eq!(
+        value(&samples, "gangway_connections_total", &devices),
+        Some(4.0)
+    );
+
+    // The device's tunnel carries its certificate's fingerprint.
+    let der = CertificateDer::from_pem_slice(device.cert_pem.as_bytes()).unwrap();
+    let fingerprint = gangway_e2e::origins::sha256_hex(&der);
+    let (_, body) = admin_call(admin, "GET", "/tunnels", None).await;
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed["tunnels"][0]["client_fingerprint"],
+        fingerprint.as_str(),
+        "{body}"
+    );
+
+    let other = CertificateDer::from_pem_slice(stranger.cert_pem.as_bytes()).unwrap();
+    let other = gangway_e2e::origins::sha256_hex(&other);
+    let close = format!("/tunnels/close?fingerprint={other}");
+    assert_eq!(
+        admin_call(admin, "POST", &close, None).await.1.trim(),
+        r#"{"closed":0}"#
+    );
+    assert_eq!(
+        admin_call(admin, "POST", "/tunnels/close?fingerprint=nothex", None)
+            .await
+            .0,
+        400
+    );
+    // OpenSSL's form (upper case, colons) is accepted too.
+    let colons: Vec<String> = fingerprint
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect();
+    let close = format!("/tunnels/close?fingerprint={}", colons.join(":"));
+    assert_eq!(
+        admin_call(admin, "POST", &close, None).await.1.trim(),
+        r#"{"closed":1}"#
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = ws.next().await {
+            assert!(message.is_close(), "unexpected {message:?} after the close");
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the device's WebSocket was not closed");
+}
+
+#[tokio::test]
+async fn relay_peers_are_listed_and_closing_one_ends_the_session_for_both() {
+    let toml = r#"
+[admin]
+address = "127.0.0.1:0"
+
+[[listener]]
+name = "shadow"
+address = "127.0.0.1:0"
+
+[[listener.route]]
+path = "/relay/"
+relay = {}
+"#;
+    let proxy = Proxy::start(toml).await;
+    let admin = proxy.admin.unwrap();
+    let session = "k3Jd9_aQ-Zx81mNpLr4TbWq7";
+    let join = |role: &'static str| {
+        let addr = proxy.addr();
+        async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let url = format!("ws://{addr}/relay/{session}?role={role}");
+            tokio_tungstenite::client_async(url, stream)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let mut device = join("device").await;
+    let mut viewer = join("viewer").await;
+    viewer.send(Message::binary(vec![7u8; 100])).await.unwrap();
+    assert_eq!(
+        device.next().await.unwrap().unwrap(),
+        Message::binary(vec![7u8; 100])
+    );
+
+    let (_, body) = admin_call(admin, "GET", "/tunnels", None).await;
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let tunnels = listed["tunnels"].as_array().unwrap();
+    let mut roles: Vec<&str> = tunnels
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    roles.sort_unstable();
+    assert_eq!(roles, ["device", "viewer"], "{body}");
+    assert!(
+        tunnels
+            .iter()
+            .all(|t| t["kind"] == "relay" && t["route"] == "/relay/")
+    );
+    let viewer_entry = tunnels.iter().find(|t| t["role"] == "viewer").unwrap();
+    assert!(
+        viewer_entry["bytes_from_client"].as_u64().unwrap() >= 100,
+        "{body}"
+    );
+
+    let (status, body) = admin_call(admin, "POST", "/tunnels/close?route=/relay/", None).await;
+    assert_eq!((status, body.trim()), (200, r#"{"closed":2}"#));
+    for (name, ws) in [("device", &mut device), ("viewer", &mut viewer)] {
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(message)) = ws.next().await {
+                assert!(message.is_close(), "{name}: unexpected {message:?}");
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{name}'s WebSocket was not closed");
+    }
+    let labels = [("listener", "shadow"), ("route", "/relay/")];
+    let samples = scrape_until(admin, |samples| {
+        value(samples, "gangway_open_tunnels", &labels) == Some(0.0)
+    })
+    .await;
+    assert_eq!(value(&samples, "gangway_open_tunnels", &labels), Some(0.0));
+    assert_eq!(value(&samples, "gangway_tunnels_total", &labels), Some(2.0));
+}

@@ -234,6 +234,19 @@ impl Observer {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = serving;
     }
 
+    /// Shows these listeners' series, without upstreams.
+    #[cfg(test)]
+    pub(crate) fn publish_metrics(&self, listeners: Vec<Arc<ListenerMetrics>>) {
+        let serving = Serving {
+            listeners,
+            upstreams: Vec::new(),
+        };
+        *self
+            .serving
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = serving;
+    }
+
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
     }
