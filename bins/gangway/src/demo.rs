@@ -1,9 +1,9 @@
 //! `gangway demo`: a generated certificate, the built-in echo origin, two listeners.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use gangway_config::{Admin, CertificateSource, Config, ListenerTls};
+use gangway_config::{CertificateSource, Config, ListenerTls};
 
 /// Where the demo listens.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,12 +27,7 @@ pub(crate) fn config(
     args: &DemoArgs,
     origin: SocketAddr,
 ) -> Result<Config, Box<dyn std::error::Error>> {
-    let DemoArgs {
-        bind,
-        http_port,
-        https_port,
-        admin_port,
-    } = args;
+    let (bind, http_port, https_port) = (&args.bind, &args.http_port, &args.https_port);
     let (http, https) = (
         SocketAddr::new(*bind, *http_port),
         SocketAddr::new(*bind, *https_port),
@@ -49,16 +44,8 @@ pub(crate) fn config(
         .replace("HTTPS_ADDRESS", &https.to_string())
         .replace("HTTPS_PORT", &port);
     let mut config = gangway_config::parse(&toml, Path::new("<demo>"))?;
-    config.admin = admin_port.map(|port| Admin {
-        address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        allow_remote: false,
-        token_file: None,
-    });
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        bind.to_string(),
-    ];
+    config.admin = args.admin_port.map(gangway_config::Admin::loopback);
+    let names = vec!["localhost".into(), "127.0.0.1".into(), bind.to_string()];
     let certificate = rcgen::generate_simple_self_signed(names)?;
     if let Some(listener) = config
         .listeners
@@ -74,11 +61,8 @@ pub(crate) fn config(
 }
 
 /// Tells the user what to try.
-pub(crate) fn print_instructions(bound: &[SocketAddr], admin: Option<SocketAddr>) {
+pub(crate) fn print_instructions(bound: &[SocketAddr]) {
     let [http, https] = bound else { return };
-    let admin = admin.map_or_else(String::new, |admin| {
-        format!("\x20 curl http://{admin}/metrics   (and /healthz, /readyz, /tunnels)\n")
-    });
     let (port, http_port) = (https.port(), http.port());
     println!(
         "gangway demo is running (self-signed certificate for localhost, echo origin behind it)\n\n\
@@ -90,7 +74,7 @@ pub(crate) fn print_instructions(bound: &[SocketAddr], admin: Option<SocketAddr>
          \x20 curl -i http://localhost:{http_port}/hello\n\
          \x20 websocat -k wss://localhost:{port}/ws   (any WebSocket client; messages are echoed)\n\
          \x20 gangway probe --insecure wss://localhost:{port}/ws   (checks the WebSocket path)\n\
-         \x20 https://localhost:{port}/websocket-test in a browser   (the same check, in the page)\n\
-         {admin}\nStop with Ctrl-C."
+         \x20 https://localhost:{port}/websocket-test in a browser   (the same check, in the page)\n\n\
+         Stop with Ctrl-C."
     );
 }

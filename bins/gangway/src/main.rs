@@ -23,8 +23,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the configuration until SIGTERM or SIGINT, then drain and exit.
-    Run(ConfigFile),
+    /// Serve the configuration until SIGTERM or SIGINT, then drain and exit; SIGHUP
+    /// reloads the file.
+    Run(RunArgs),
+    /// Ask a running `gangway run --pid-file FILE` to reload its configuration (SIGHUP).
+    Reload(ReloadArgs),
     /// Validate the configuration: print `ok`, or every error with file, line and column.
     Check(ConfigFile),
     /// Print the configuration normalised, with every default filled in.
@@ -44,6 +47,22 @@ struct ConfigFile {
     config: PathBuf,
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Write the process id here, for `gangway reload`.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReloadArgs {
+    /// The file `gangway run --pid-file` wrote.
+    #[arg(long)]
+    pid_file: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -60,7 +79,13 @@ fn main() -> ExitCode {
             print!("{}", gangway_config::to_toml(&config));
             ExitCode::SUCCESS
         }),
-        Command::Run(file) => with_config(&file.config, |config| block_on(serve(config, None))),
+        Command::Run(RunArgs { file, pid_file }) => with_config(&file.config, |config| {
+            block_on(serve(config, None, Some(file.config.clone()), pid_file))
+        }),
+        Command::Reload(args) => match gangway_proxy::send_reload_signal(&args.pid_file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&format!("reload: {error}")),
+        },
         Command::Probe(args) => block_on(gangway_tunnel::cli::probe(args)),
         Command::Bridge(args) => block_on(gangway_tunnel::cli::bridge(args)),
         Command::Demo(args) => block_on(async move {
@@ -69,7 +94,7 @@ fn main() -> ExitCode {
                 Err(error) => return fail(&format!("demo: cannot start the echo origin: {error}")),
             };
             match demo::config(&args, origin.local_addr()) {
-                Ok(config) => serve(config, Some(origin)).await,
+                Ok(config) => serve(config, Some(origin), None, None).await,
                 Err(error) => fail(&format!("demo: {error}")),
             }
         }),
@@ -100,18 +125,39 @@ fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// Serves until a shutdown signal; the demo's echo origin runs alongside.
-async fn serve(config: Config, demo: Option<gangway_echo::EchoOrigin>) -> ExitCode {
+/// Serves until a shutdown signal, reloading `file` (or `config` again) on SIGHUP; the
+/// demo's echo origin runs alongside.
+async fn serve(
+    config: Config,
+    demo: Option<gangway_echo::EchoOrigin>,
+    file: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
+) -> ExitCode {
+    // Lines still queued are written out when `serve` returns.
+    let _access_log = match gangway_proxy::AccessLog::install(&config.server.access_log) {
+        Ok(access_log) => access_log,
+        Err(error) => return fail(&error.report()),
+    };
+    tokio::spawn(gangway_proxy::reopen_logs_on_usr1());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
         Ok(server) => server,
         Err(error) => return fail(&error.report()),
     };
     let _echo = demo.map(|origin| {
-        demo::print_instructions(server.local_addrs(), server.admin_addr());
+        demo::print_instructions(server.local_addrs());
         origin.spawn()
     });
-    tokio::spawn(gangway_proxy::reload_on_hangup(server.tls_reloader()));
+    let load = move || match &file {
+        Some(path) => gangway_config::load(path).map_err(|errors| errors.to_string()),
+        None => Ok(config.clone()),
+    };
+    let reloads = gangway_proxy::reload_config_on_hangup(server.reload_handle(), load);
+    tokio::spawn(reloads);
+    let _pid_file = match pid_file.as_deref().map(gangway_proxy::PidFile::create) {
+        Some(Err(error)) => return fail(&error),
+        pid_file => pid_file,
+    };
     server.run(gangway_proxy::shutdown_signal()).await;
     ExitCode::SUCCESS
 }

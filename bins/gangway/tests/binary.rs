@@ -508,24 +508,17 @@ async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() 
 
 #[tokio::test]
 async fn demo_admin_port_serves_metrics_and_readiness_on_loopback() {
-    let mut demo = Running(
+    // A port that was free a moment ago; the demo binds 127.0.0.1 with it.
+    let admin = gangway_e2e::origins::refused_addr();
+    let _demo = Running(
         Command::new(BINARY)
             .args(["demo", "--http-port", "0", "--https-port", "0"])
-            .args(["--admin-port", "0"])
-            .stdout(Stdio::piped())
+            .args(["--admin-port", &admin.port().to_string()])
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let line = line_starting_with(&mut demo.0, "curl http://");
-    let url = line.split_whitespace().nth(1).unwrap();
-    let admin: SocketAddr = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(admin.ip().is_loopback());
     for (path, expected) in [
         ("/metrics", "# TYPE gangway_requests_total counter"),
         ("/readyz", "ready"),
@@ -540,4 +533,88 @@ async fn demo_admin_port_serves_metrics_and_readiness_on_loopback() {
         let body = String::from_utf8(response.body().to_vec()).unwrap();
         assert!(body.contains(expected), "{path}: {body}");
     }
+}
+
+#[tokio::test]
+async fn reload_applies_a_valid_file_and_refuses_an_invalid_one_with_its_errors() {
+    let dir = TempDir::new("reload");
+    let config = dir.path().join("gangway.toml");
+    let pid_file = dir.path().join("gangway.pid");
+    let listen = gangway_e2e::origins::refused_addr();
+    let version = |body: &str| {
+        format!(
+            "[[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/\"\n\
+             respond = {{ status = 200, body = \"{body}\" }}\n"
+        )
+    };
+    std::fs::write(&config, version("first")).unwrap();
+    let mut child = Running(
+        Command::new(BINARY)
+            .args(["run", "-c"])
+            .arg(&config)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    drop(connect_when_listening(listen).await);
+    let body = || async {
+        let stream = TcpStream::connect(listen).await.unwrap();
+        let request = http::Request::get("/")
+            .header("host", "app.test")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        http1_request(stream, request).await.into_body()
+    };
+    let reload = || {
+        let status = Command::new(BINARY)
+            .args(["reload", "--pid-file"])
+            .arg(&pid_file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gangway reload failed: {status}");
+    };
+    assert_eq!(body().await, "first");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        child.0.id().to_string()
+    );
+
+    // An invalid file: refused, the running configuration keeps serving.
+    std::fs::write(
+        &config,
+        version("second").replace("status = 200", "status = 999"),
+    )
+    .unwrap();
+    reload();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(body().await, "first");
+
+    // A valid one is applied.
+    std::fs::write(&config, version("third")).unwrap();
+    reload();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while body().await != "third" {
+        assert!(
+            Instant::now() < deadline,
+            "the valid reload was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(&child.0, "TERM");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(child.0.wait().unwrap().success());
+    assert!(
+        log.contains("reload refused; the running configuration stays")
+            && log.contains("gangway.toml:6:22:")
+            && log.contains("999"),
+        "the refusal and its error (file:line) should be logged:\n{log}"
+    );
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
 }

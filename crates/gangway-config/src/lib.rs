@@ -55,9 +55,13 @@
 //! # Ok::<(), gangway_config::Errors>(())
 //! ```
 
+mod access_log;
+#[cfg(test)]
+mod access_log_tests;
 mod admin;
 #[cfg(test)]
 mod admin_tests;
+mod edge;
 mod error;
 mod headers;
 mod model;

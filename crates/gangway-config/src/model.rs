@@ -38,6 +38,45 @@ pub struct Server {
     /// How often certificate, key, CA and CRL files are checked for changes (reloaded
     /// when their content changed); `None` reloads on SIGHUP only.
     pub certificate_watch_interval: Option<Duration>,
+    /// Where the access log goes, and in which format.
+    pub access_log: AccessLog,
+}
+
+/// The access log: one line per request, written when its response ends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessLog {
+    /// How each line is written.
+    pub format: AccessLogFormat,
+    /// The file lines are appended to (created if missing, reopened on SIGUSR1); `None`
+    /// writes to standard error.
+    pub path: Option<PathBuf>,
+}
+
+/// How an access-log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// gangway's own `key=value` line: listener, client, method, URI, status, bytes in
+    /// and out, route, upstream, peer, duration, and why a response was cut.
+    #[default]
+    Default,
+    /// One JSON object per line with the fields of the default line, the time, the
+    /// protocol, the `Referer` and the `User-Agent`.
+    Json,
+    /// nginx's predefined `combined` format, byte for byte:
+    /// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+    /// "$http_referer" "$http_user_agent"`.
+    Combined,
+}
+
+impl AccessLogFormat {
+    /// The name used in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Json => "json",
+            Self::Combined => "combined",
+        }
+    }
 }
 
 /// The admin listener: `/metrics`, `/healthz`, `/readyz` and the tunnel calls.
@@ -49,6 +88,17 @@ pub struct Admin {
     pub allow_remote: bool,
     /// A file holding the bearer token that `/tunnels` and `/tunnels/close` require.
     pub token_file: Option<PathBuf>,
+}
+
+impl Admin {
+    /// An admin listener on `127.0.0.1:port`, without a token.
+    pub fn loopback(port: u16) -> Self {
+        Self {
+            address: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+            allow_remote: false,
+            token_file: None,
+        }
+    }
 }
 
 /// One listening socket.
@@ -69,6 +119,13 @@ pub struct Listener {
     /// PEM files of certificate revocation lists that client certificates are checked
     /// against.
     pub client_crls: Vec<PathBuf>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer
+    /// in these networks; the address it carries is the client's. `None`: no header.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Open connections the listener accepts at once; more are closed at accept.
+    pub max_connections: Option<usize>,
+    /// Open connections one client address may hold at once; more are closed at accept.
+    pub max_connections_per_client: Option<usize>,
     /// A slow client that has not sent a whole request head within this time gets 408.
     pub header_read_timeout: Duration,
     /// Largest request head (request line plus headers) accepted; larger gets 431.
@@ -85,6 +142,14 @@ pub struct Listener {
     pub forwarding: Forwarding,
     /// Routes in declaration order.
     pub routes: Vec<Route>,
+}
+
+/// The PROXY protocol on a listener behind an L4 load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Peers allowed to send the header (the balancers); a connection from anywhere else is
+    /// closed at once.
+    pub trusted: Vec<Network>,
 }
 
 /// The certificates of a TLS listener, chosen by the SNI a client sends.
@@ -401,6 +466,7 @@ impl Default for Server {
         Self {
             drain_timeout: defaults::DRAIN_TIMEOUT,
             certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
+            access_log: AccessLog::default(),
         }
     }
 }

@@ -28,6 +28,15 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawServer {
     pub(crate) drain_timeout: Option<Spanned<RawDuration>>,
     pub(crate) certificate_watch_interval: Option<Spanned<RawDuration>>,
+    pub(crate) access_log: Option<Spanned<RawAccessLog>>,
+}
+
+/// The `[server] access_log` table (checked in `access_log.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccessLog {
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
 }
 
 /// The `[admin]` table (checked in `admin.rs`).
@@ -85,12 +94,22 @@ pub(crate) struct RawListener {
     pub(crate) client_certificates: Option<Spanned<String>>,
     pub(crate) client_ca: Option<Spanned<String>>,
     pub(crate) client_crls: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) proxy_protocol: Option<Spanned<RawProxyProtocol>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_connections_per_client: Option<Spanned<i64>>,
     pub(crate) trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) forwarded_headers: Option<Spanned<Vec<Spanned<String>>>>,
     pub(crate) request_headers: Option<Spanned<RawHeaderOps>>,
     pub(crate) response_headers: Option<Spanned<RawHeaderOps>>,
     #[serde(default)]
     pub(crate) route: Vec<Spanned<RawRoute>>,
+}
+
+/// A listener's `proxy_protocol` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxyProtocol {
+    pub(crate) trusted: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A route's `relay` table.

@@ -13,8 +13,8 @@ use crate::values::{
     duration_to_toml, parse_duration, parse_peer_url, parse_size, quote, size_to_toml,
 };
 use crate::{
-    Action, Config, Error, Errors, Listener, ListenerTls, Peer, PoolSettings, Rewrite, Route,
-    Scheme, Server, Upstream, UpstreamTls, defaults, load, parse, to_toml,
+    AccessLog, Action, Config, Error, Errors, Listener, ListenerTls, Peer, PoolSettings, Rewrite,
+    Route, Scheme, Server, Upstream, UpstreamTls, defaults, load, parse, to_toml,
 };
 
 /// A directory under the system temporary directory, removed on drop.
@@ -167,6 +167,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
         server: Server {
             drain_timeout: Duration::from_secs(90),
             certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
+            access_log: AccessLog::default(),
         },
         admin: None,
         listeners: vec![
@@ -177,6 +178,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                     chain: dir.path("cert.pem"),
                     key: dir.path("tls/key.pem"),
                 })),
+                proxy_protocol: None,
+                max_connections: None,
+                max_connections_per_client: None,
                 header_read_timeout: Duration::from_secs(5),
                 max_header_bytes: 32 * 1024,
                 keepalive_timeout: Duration::from_secs(5400),
@@ -231,6 +235,9 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 name: "listener-2".to_owned(),
                 address: "[::]:8080".parse().unwrap(),
                 tls: None,
+                proxy_protocol: None,
+                max_connections: None,
+                max_connections_per_client: None,
                 header_read_timeout: defaults::HEADER_READ_TIMEOUT,
                 max_header_bytes: defaults::MAX_HEADER_BYTES,
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
@@ -388,6 +395,7 @@ fn to_toml_writes_every_key_normalised() {
 [server]
 drain_timeout = "30s"
 certificate_watch_interval = "5s"
+access_log = {{ format = "default" }}
 
 [[upstream]]
 name = "app"
@@ -464,6 +472,9 @@ fn to_toml_notes_a_certificate_held_in_memory() {
                 chain: "-----BEGIN CERTIFICATE-----".to_owned(),
                 key: "-----BEGIN PRIVATE KEY-----".to_owned(),
             })),
+            proxy_protocol: None,
+            max_connections: None,
+            max_connections_per_client: None,
             header_read_timeout: Duration::from_millis(2500),
             max_header_bytes: 1000,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
@@ -634,7 +645,8 @@ fn unknown_key() {
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `certificates`, `unknown_sni`, `header_read_timeout`, \
          `max_header_size`, `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, \
-         `client_certificates`, `client_ca`, `client_crls`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
+         `client_certificates`, `client_ca`, `client_crls`, `proxy_protocol`, `max_connections`, \
+         `max_connections_per_client`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );
     assert_eq!(
         errors("[[upstream]]\nname = \"a\"\npeers = [{ url = \"http://a\", wait = 1 }]\n"),

@@ -230,3 +230,46 @@ fn upstream_verification_is_one_choice_and_https_only() {
         );
     }
 }
+
+#[test]
+fn proxy_protocol_and_connection_limits() {
+    let source = "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = { trusted = [\"10.0.0.0/24\", \"::1/128\"] }\n\
+         max_connections = 10000\nmax_connections_per_client = 64\n\
+         [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n";
+    let config = parse(source, Path::new("/x/gangway.toml")).unwrap();
+    let listener = &config.listeners[0];
+    let trusted = &listener.proxy_protocol.as_ref().unwrap().trusted;
+    assert_eq!(trusted.len(), 2);
+    assert_eq!(trusted[0].to_string(), "10.0.0.0/24");
+    assert_eq!(listener.max_connections, Some(10_000));
+    assert_eq!(listener.max_connections_per_client, Some(64));
+    assert_eq!(
+        parse(&to_toml(&config), Path::new("/e.toml")).unwrap(),
+        config
+    );
+
+    let error = errors(
+        "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = { trusted = [] }\nmax_connections = 0\n\
+         [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n\
+         [[listener]]\naddress = \"127.0.0.1:81\"\nproxy_protocol = { trusted = [\"10.0.0.300/8\"] }\n\
+         [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n",
+    );
+    for expected in [
+        ":3:30: listener[1].proxy_protocol.trusted = []: is empty",
+        ":4:19: listener[1].max_connections = 0: is out of range",
+        ":10:31: listener[2].proxy_protocol.trusted = \"10.0.0.300/8\":",
+    ] {
+        assert!(
+            error.contains(expected),
+            "missing {expected:?} in:\n{error}"
+        );
+    }
+    let error = errors(
+        "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = {}\n\
+         [[listener.route]]\npath = \"/\"\nrespond = { status = 200 }\n",
+    );
+    assert!(
+        error.contains(":3:18: listener[1].proxy_protocol.trusted is missing"),
+        "{error}"
+    );
+}

@@ -154,7 +154,7 @@ pub(crate) struct Checker<'a> {
     file: &'a Path,
     source: &'a str,
     lines: LineIndex<'a>,
-    base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     pub(crate) errors: Vec<Error>,
     /// The peers' route names of each upstream, by index, for a route's fixed `peer`.
     peer_routes: Vec<Vec<String>>,
@@ -218,6 +218,11 @@ impl Checker<'_> {
                 defaults::DRAIN_TIMEOUT,
             ),
             certificate_watch_interval: self.watch_interval(watch_interval),
+            access_log: self.access_log(
+                raw.server
+                    .as_ref()
+                    .and_then(|server| server.get_ref().access_log.as_ref()),
+            ),
         };
 
         let mut names: HashMap<String, Seen> = HashMap::new();
@@ -659,6 +664,8 @@ impl Checker<'_> {
                 }
             }
         }
+        let proxy_protocol = self.proxy_protocol(key, raw.proxy_protocol.as_ref());
+        let (max_connections, max_connections_per_client) = self.connection_limits(key, raw);
         let headers = self.header_rules(
             key,
             raw.request_headers.as_ref(),
@@ -710,6 +717,9 @@ impl Checker<'_> {
             name,
             address: address?,
             tls,
+            proxy_protocol: proxy_protocol?,
+            max_connections,
+            max_connections_per_client,
             header_read_timeout,
             max_header_bytes,
             keepalive_timeout,

@@ -35,6 +35,13 @@ pub fn to_toml(config: &Config) -> String {
         .certificate_watch_interval
         .map_or_else(|| quote("off"), duration_to_toml);
     key(&mut out, "certificate_watch_interval", watch);
+    let access_log = &config.server.access_log;
+    let format = quote(access_log.format.name());
+    let access_log = match &access_log.path {
+        Some(file) => format!("{{ format = {format}, path = {} }}", path(file)),
+        None => format!("{{ format = {format} }}"),
+    };
+    key(&mut out, "access_log", access_log);
     if let Some(admin) = &config.admin {
         out.push_str("\n[admin]\n");
         key(&mut out, "address", quote(&admin.address.to_string()));
@@ -254,6 +261,24 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
     key(out, "name", quote(&listener.name));
     key(out, "address", quote(&listener.address.to_string()));
     let tls_written = write_listener_tls(out, listener.tls.as_ref());
+    if let Some(proxy_protocol) = &listener.proxy_protocol {
+        let trusted: Vec<String> = proxy_protocol
+            .trusted
+            .iter()
+            .map(|network| quote(&network.to_string()))
+            .collect();
+        key(
+            out,
+            "proxy_protocol",
+            format!("{{ trusted = [{}] }}", trusted.join(", ")),
+        );
+    }
+    if let Some(limit) = listener.max_connections {
+        key(out, "max_connections", limit.to_string());
+    }
+    if let Some(limit) = listener.max_connections_per_client {
+        key(out, "max_connections_per_client", limit.to_string());
+    }
     key(
         out,
         "header_read_timeout",

@@ -67,6 +67,8 @@ pub(crate) struct RequestBodyFacts {
     pub(crate) bytes: AtomicU64,
     pub(crate) too_large: AtomicBool,
     pub(crate) idle: AtomicBool,
+    /// The client's own framing failed (a bad chunk size, a connection cut mid-body).
+    pub(crate) broken: AtomicBool,
     complete: AtomicBool,
     completed: tokio::sync::Notify,
 }
@@ -159,7 +161,10 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => {
+                this.facts.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(error.into())))
+            }
             Poll::Ready(None) => {
                 this.facts.mark_complete();
                 Poll::Ready(None)

@@ -16,7 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ request head not received in time\n";
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
     serving: AtomicBool,
+    /// Requests answered so far: the guard may not see `serving` while a fast request is
+    /// served between two reads, but it sees this move.
+    finished: AtomicU64,
     upgraded: AtomicBool,
     waker: AtomicWaker,
 }
@@ -51,6 +54,7 @@ impl ConnState {
 
     /// The response has been written (or abandoned); the connection is idle again.
     pub(crate) fn request_finished(&self) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
         self.serving.store(false, Ordering::Release);
         self.waker.wake();
     }
@@ -84,6 +88,8 @@ pin_project_lite::pin_project! {
         deadline: Pin<Box<Sleep>>,
         phase: Phase,
         first_read: bool,
+        // `ConnState::finished` as of the last read.
+        seen_finished: u64,
     }
 }
 
@@ -110,6 +116,7 @@ impl<T> GuardedIo<T> {
                 Phase::Idle
             },
             first_read: true,
+            seen_finished: 0,
         }
     }
 }
@@ -147,6 +154,15 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
             if this.state.upgraded.load(Ordering::Acquire) {
                 *this.phase = Phase::Passthrough;
                 continue;
+            }
+            // A request answered since the last read: whatever head was being timed has
+            // been served, and the connection is idle unless the next one is running.
+            let finished = this.state.finished.load(Ordering::Acquire);
+            if finished != *this.seen_finished {
+                *this.seen_finished = finished;
+                if matches!(*this.phase, Phase::Head | Phase::Serving) {
+                    *this.phase = Phase::Serving;
+                }
             }
             let serving = this.state.serving.load(Ordering::Acquire);
             match (*this.phase, serving) {

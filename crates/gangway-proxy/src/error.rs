@@ -54,6 +54,10 @@ pub enum Error {
         /// The name as configured.
         name: String,
     },
+    /// A reload was asked of a server that is not running (stopped, or not yet started
+    /// and gone).
+    #[error("the server is not running")]
+    NotRunning,
     /// A relay route's ticket secret could not be read or is too short.
     #[error("relay ticket secret {}: {problem}", file.display())]
     RelaySecret {
@@ -78,6 +82,15 @@ pub enum Error {
         file: std::path::PathBuf,
         /// What is wrong with it.
         problem: String,
+    },
+    /// The access-log file could not be opened for appending.
+    #[error("access log {}: cannot open for appending", path.display())]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A route refers to an upstream index that the configuration does not have.
     #[error("listener `{listener}`: a route refers to upstream #{index}, which does not exist")]
@@ -149,6 +162,10 @@ pub(crate) enum RequestError {
     },
     #[error("WebSocket handshake refused: {0}")]
     BadUpgrade(#[source] gangway_tunnel::Error),
+    #[error("the request target names host `{target}` but Host is `{host}`")]
+    AmbiguousHost { target: String, host: String },
+    #[error("the client's request body is malformed or was cut off")]
+    BadRequestBody,
     #[error("relay refused the peer: {0}")]
     Relay(#[source] gangway_tunnel::RelayError),
     #[error("WebSocket upgrade on a route that does not allow it")]
@@ -179,6 +196,8 @@ impl RequestError {
             | Self::ClientCertificate { .. }
             | Self::TlsVersionTooOld { .. }
             | Self::MisdirectedHost { .. }
+            | Self::AmbiguousHost { .. }
+            | Self::BadRequestBody
             | Self::Relay(_)
             | Self::BadUpgrade(_)
             | Self::UpgradeNotAllowed => Side::Downstream,
@@ -206,6 +225,8 @@ impl RequestError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ClientBodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BadTarget
+            | Self::AmbiguousHost { .. }
+            | Self::BadRequestBody
             | Self::BadPath(_)
             | Self::ClientCertificate { .. }
             | Self::BadUpgrade(_)

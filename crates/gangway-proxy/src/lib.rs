@@ -19,6 +19,12 @@
 //! place when their files change and on SIGHUP ([`reload_on_hangup`]); a broken file keeps
 //! the old material.
 //!
+//! Each request ends with an access-log line. Without an [`AccessLog`] installed it is a
+//! `tracing` event on target `gangway::access`; [`AccessLog::install`] sends lines in the
+//! configured format (gangway's line, JSON, nginx `combined`) to standard error or a file,
+//! through a bounded queue and a writer thread so that responses never wait for the disk.
+//! [`reopen_logs_on_usr1`] reopens the file for logrotate.
+//!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
 //!
@@ -27,6 +33,8 @@
 //! let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
 //! let server = gangway_proxy::Server::bind(&config, provider).await?;
 //! println!("listening on {:?}", server.local_addrs());
+//! let _access_log = gangway_proxy::AccessLog::install(&config.server.access_log)?;
+//! tokio::spawn(gangway_proxy::reopen_logs_on_usr1());
 //! tokio::spawn(gangway_proxy::reload_on_hangup(server.tls_reloader()));
 //! server.run(gangway_proxy::shutdown_signal()).await;
 //! # Ok(())
@@ -34,10 +42,15 @@
 //! ```
 
 mod access;
+mod access_log;
+#[cfg(test)]
+mod access_tests;
 mod admin;
 mod body;
 mod conn_io;
+mod edge;
 mod error;
+mod listeners;
 mod metrics;
 mod relay;
 mod runtime;
@@ -49,7 +62,11 @@ mod tests;
 mod tunnels;
 mod vars;
 
+pub use access_log::{AccessLog, reopen_access_log, reopen_logs_on_usr1};
 pub use error::{Error, Side};
+pub use listeners::ReloadHandle;
 pub use metrics::Metrics;
 pub use server::{Server, TlsReload, TlsReloader};
-pub use signal::{reload_on_hangup, shutdown_signal};
+pub use signal::{
+    PidFile, reload_config_on_hangup, reload_on_hangup, send_reload_signal, shutdown_signal,
+};

@@ -206,7 +206,8 @@ struct Serving {
 impl Observer {
     /// Shows these listeners' series, and the peers of the upstreams their routes use,
     /// from now on (at start, and after a reload has compiled a new configuration).
-    pub(crate) fn publish(&self, listeners: &[Arc<ListenerRuntime>]) {
+    pub(crate) fn publish<'a>(&self, listeners: impl IntoIterator<Item = &'a ListenerRuntime>) {
+        let listeners: Vec<&ListenerRuntime> = listeners.into_iter().collect();
         let mut upstreams: Vec<Arc<UpstreamRuntime>> = Vec::new();
         let used = listeners
             .iter()

@@ -124,6 +124,9 @@ pub(crate) struct ListenerRuntime {
     /// The listener's response operations, for answers given before a route is known.
     pub(crate) response_ops: HeaderOps,
     pub(crate) tls: Option<Arc<gangway_tls::ListenerTls>>,
+    /// Networks of the L4 balancers that open every connection with a PROXY header.
+    pub(crate) proxy_protocol: Option<Vec<gangway_headers::Network>>,
+    pub(crate) limits: Arc<crate::edge::ConnectionLimits>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) max_header_bytes: usize,
@@ -362,6 +365,14 @@ pub(crate) fn build_listener(
         route_list,
         response_ops: listener.headers.response.clone(),
         tls,
+        proxy_protocol: listener
+            .proxy_protocol
+            .as_ref()
+            .map(|proxy_protocol| proxy_protocol.trusted.clone()),
+        limits: Arc::new(crate::edge::ConnectionLimits::new(
+            listener.max_connections,
+            listener.max_connections_per_client,
+        )),
         header_read_timeout: listener.header_read_timeout,
         keepalive_timeout: listener.keepalive_timeout,
         max_header_bytes: listener.max_header_bytes,

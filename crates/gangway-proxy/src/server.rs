@@ -6,21 +6,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gangway_config::Config;
-use gangway_tls::{Reload, ReloadReport, spawn_watcher};
-use gangway_upstream::{HealthChecker, HealthTask};
+use gangway_tls::{Reload, ReloadReport};
+use gangway_upstream::HealthChecker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::crypto::CryptoProvider;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
 use crate::admin::AdminListener;
 use crate::conn_io::{ConnState, GuardedIo};
+use crate::edge::{Prefixed, read_proxy_header};
+use crate::listeners::{
+    Bound, ListenerSet, ReloadHandle, ReloadRequest, TlsListeners, serve_reloads,
+};
 use crate::metrics::{Metrics, Observer};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
@@ -75,26 +80,32 @@ impl Drop for TrackerGuard {
 /// returns, so a caller can learn the ports (`:0` in tests) before serving.
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<(TcpListener, Arc<ListenerRuntime>)>,
+    provider: Arc<CryptoProvider>,
+    bound: Vec<Bound>,
+    runtimes: Vec<ListenerRuntime>,
     addresses: Vec<SocketAddr>,
     drain_timeout: Duration,
     certificate_watch_interval: Option<Duration>,
     /// Active health checks, started by [`run`](Self::run).
     health: Vec<HealthChecker>,
+    tls: TlsListeners,
+    reload_requests: mpsc::Sender<ReloadRequest>,
+    reloads: mpsc::Receiver<ReloadRequest>,
     /// `/metrics`, readiness and the tunnel registry.
     observer: Arc<Observer>,
     admin: Option<AdminListener>,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
-/// of a [`Server`], e.g. on SIGHUP ([`reload_on_hangup`](crate::reload_on_hangup)).
+/// of a [`Server`] in place, without a configuration reload.
 ///
 /// New handshakes use the new material; open connections keep what they negotiated. A
 /// listener whose files are missing or broken keeps its previous material, and the
-/// failure is logged naming the file.
-#[derive(Debug, Clone, Default)]
+/// failure is logged naming the file. It follows configuration reloads: the listeners it
+/// reloads are always those of the configuration in use.
+#[derive(Debug, Clone)]
 pub struct TlsReloader {
-    listeners: Vec<(Arc<str>, Arc<gangway_tls::ListenerTls>)>,
+    listeners: TlsListeners,
     observer: Arc<Observer>,
 }
 
@@ -112,6 +123,7 @@ impl TlsReloader {
     /// blocking context such as `tokio::task::spawn_blocking`).
     pub fn reload(&self) -> Vec<TlsReload> {
         self.listeners
+            .load()
             .iter()
             .map(|(listener, tls)| {
                 let result = tls.reload();
@@ -138,40 +150,33 @@ impl Server {
     pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
         let observer = Arc::new(Observer::default());
         let (runtimes, health) = build(config, &provider, &observer.tunnels)?;
-        let mut listeners = Vec::with_capacity(runtimes.len());
-        let mut addresses = Vec::with_capacity(runtimes.len());
-        for (listener, runtime) in config.listeners.iter().zip(runtimes) {
-            let socket = TcpListener::bind(listener.address)
-                .await
-                .map_err(|source| Error::Bind {
-                    listener: listener.name.clone(),
-                    address: listener.address,
-                    source,
-                })?;
-            let address = socket.local_addr().map_err(|source| Error::Bind {
-                listener: listener.name.clone(),
-                address: listener.address,
-                source,
-            })?;
-            tracing::info!(listener = %listener.name, %address, tls = runtime.tls.is_some(), "listening");
-            addresses.push(address);
-            listeners.push((socket, Arc::new(runtime)));
+        let mut bound = Vec::with_capacity(runtimes.len());
+        for (listener, runtime) in config.listeners.iter().zip(&runtimes) {
+            let socket = Bound::bind(listener).await?;
+            tracing::info!(listener = %listener.name, address = %socket.address, tls = runtime.tls.is_some(), "listening");
+            bound.push(socket);
         }
-        let runtimes: Vec<_> = listeners
+        let tls = runtimes
             .iter()
-            .map(|(_, runtime)| runtime.clone())
+            .filter_map(|runtime| Some((runtime.name.clone(), runtime.tls.clone()?)))
             .collect();
+        let (reload_requests, reloads) = mpsc::channel(4);
         observer.publish(&runtimes);
         let admin = match &config.admin {
             Some(admin) => Some(AdminListener::bind(admin).await?),
             None => None,
         };
         Ok(Self {
-            listeners,
-            addresses,
+            provider,
+            addresses: bound.iter().map(|bound| bound.address).collect(),
+            bound,
+            runtimes,
             drain_timeout: config.server.drain_timeout,
             certificate_watch_interval: config.server.certificate_watch_interval,
             health,
+            tls: Arc::new(ArcSwap::from_pointee(tls)),
+            reload_requests,
+            reloads,
             observer,
             admin,
         })
@@ -182,7 +187,7 @@ impl Server {
         self.admin.as_ref().map(AdminListener::local_addr)
     }
 
-    /// The counters `/metrics` shows; the reload code counts its outcomes there.
+    /// The counters `/metrics` shows.
     pub fn metrics(&self) -> Metrics {
         Metrics {
             observer: self.observer.clone(),
@@ -190,14 +195,18 @@ impl Server {
     }
 
     /// A handle that reloads every TLS listener's certificates, keys, CAs and CRLs; it
-    /// stays valid while the server runs.
+    /// stays valid while the server runs, across configuration reloads.
     pub fn tls_reloader(&self) -> TlsReloader {
         TlsReloader {
-            listeners: self
-                .listeners
-                .iter()
-                .filter_map(|(_, runtime)| Some((runtime.name.clone(), runtime.tls.clone()?)))
-                .collect(),
+            listeners: self.tls.clone(),
+            observer: self.observer.clone(),
+        }
+    }
+
+    /// A handle that swaps the whole configuration while the server runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            requests: self.reload_requests.clone(),
             observer: self.observer.clone(),
         }
     }
@@ -209,59 +218,51 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting (closing the listening
     /// sockets, so new connections are refused), lets requests and tunnels in flight finish
-    /// for up to the drain timeout, and returns.
+    /// for up to the drain timeout, and returns. Reloads sent through
+    /// [`reload_handle`](Self::reload_handle) are applied meanwhile.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        // Changed TLS files are picked up while serving; the watchers stop with `run`.
-        let _watchers: Vec<gangway_tls::Watcher> = match self.certificate_watch_interval {
-            None => Vec::new(),
-            Some(interval) => self
-                .tls_reloader()
-                .listeners
-                .into_iter()
-                .filter_map(|(listener, tls)| {
-                    spawn_watcher(tls, interval)
-                        .inspect_err(|error| {
-                            tracing::error!(%listener, "cannot watch TLS files: {error}");
-                        })
-                        .ok()
-                })
-                .collect(),
-        };
-        let (stop, stopped) = watch::channel(false);
+        let Server {
+            provider,
+            bound,
+            runtimes,
+            drain_timeout,
+            certificate_watch_interval,
+            health,
+            tls,
+            reload_requests,
+            mut reloads,
+            observer,
+            admin,
+            ..
+        } = self;
+        // Only outside handles may ask for reloads now.
+        drop(reload_requests);
         let graceful = Arc::new(GracefulShutdown::new());
         let tunnels = Tracker::default();
-        // Each task stops when dropped: at shutdown, below.
-        let health: Vec<HealthTask> = self.health.into_iter().map(HealthChecker::spawn).collect();
-        let mut accept_loops = Vec::with_capacity(self.listeners.len());
-        for (socket, runtime) in self.listeners {
-            accept_loops.push(tokio::spawn(accept_loop(
-                socket,
-                runtime,
-                graceful.clone(),
-                tunnels.clone(),
-                stopped.clone(),
-            )));
-        }
+        let mut set = ListenerSet::start(
+            provider,
+            bound,
+            runtimes,
+            health,
+            tls,
+            drain_timeout,
+            certificate_watch_interval,
+            graceful.clone(),
+            tunnels.clone(),
+            observer.clone(),
+        );
         // The admin listener answers until the drain is over, so `/readyz` says 503 then.
         let (admin_stop, admin_stopped) = watch::channel(false);
-        let admin = self
-            .admin
-            .map(|admin| tokio::spawn(admin.serve(self.observer.clone(), admin_stopped)));
-        self.observer.set_ready(true);
-        shutdown.await;
-        self.observer.set_ready(false);
-        drop(health);
-        tracing::info!(
-            "shutting down: no new connections; draining for up to {:?}",
-            self.drain_timeout
-        );
-        // Receivers may already be gone if every accept loop ended; nothing to stop then.
-        let _ = stop.send(true);
-        for accept_loop in accept_loops {
-            // An accept loop that panicked has nothing left to close.
-            let _ = accept_loop.await;
-        }
-        let drained = tokio::time::timeout(self.drain_timeout, async {
+        let admin = admin.map(|admin| tokio::spawn(admin.serve(observer.clone(), admin_stopped)));
+        observer.set_ready(true);
+        serve_reloads(&mut set, &mut reloads, shutdown).await;
+        observer.set_ready(false);
+        reloads.close();
+        let drain_timeout = set.drain_timeout;
+        tracing::info!("shutting down: no new connections; draining for up to {drain_timeout:?}");
+        set.stop_accepting().await;
+        drop(set);
+        let drained = tokio::time::timeout(drain_timeout, async {
             // Every accept loop has ended, so this is the last holder.
             if let Ok(graceful) = Arc::try_unwrap(graceful) {
                 graceful.shutdown().await;
@@ -281,9 +282,9 @@ impl Server {
     }
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     socket: TcpListener,
-    runtime: Arc<ListenerRuntime>,
+    runtime: Arc<ArcSwap<ListenerRuntime>>,
     graceful: Arc<GracefulShutdown>,
     tunnels: Tracker,
     mut stopped: watch::Receiver<bool>,
@@ -295,7 +296,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, client)) => {
-                let runtime = runtime.clone();
+                // The configuration in use when the connection came; it keeps it.
+                let runtime = runtime.load_full();
                 let watcher = graceful.watcher();
                 let tunnels = tunnels.clone();
                 tokio::spawn(async move {
@@ -304,7 +306,7 @@ async fn accept_loop(
             }
             Err(error) => {
                 // Out of descriptors and similar: back off briefly instead of spinning.
-                tracing::warn!(listener = %runtime.name, "accept failed: {error}");
+                tracing::warn!(listener = %runtime.load().name, "accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -312,8 +314,8 @@ async fn accept_loop(
 }
 
 async fn handle_connection(
-    stream: TcpStream,
-    client: SocketAddr,
+    mut stream: TcpStream,
+    peer: SocketAddr,
     runtime: Arc<ListenerRuntime>,
     watcher: Watcher,
     tunnels: Tracker,
@@ -324,6 +326,30 @@ async fn handle_connection(
     // Small writes (response heads, WebSocket frames) go out at once.
     let _ = stream.set_nodelay(true);
     enable_tcp_keepalive(&stream);
+    // Behind a balancer, the PROXY header names the client; it must come within the head
+    // timeout, and only from the balancers.
+    let (client, rest) = match &runtime.proxy_protocol {
+        None => (peer, Vec::new()),
+        Some(trusted) => {
+            let header = read_proxy_header(&mut stream, peer, trusted);
+            match tokio::time::timeout(runtime.header_read_timeout, header).await {
+                Ok(Ok((named, rest))) => (named.unwrap_or(peer), rest),
+                Ok(Err(error)) => {
+                    tracing::warn!(%peer, listener = %runtime.name, "connection refused: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, listener = %runtime.name, "connection refused: no PROXY header in time");
+                    return;
+                }
+            }
+        }
+    };
+    let Some(_permit) = runtime.limits.admit(client.ip()) else {
+        tracing::warn!(%client, listener = %runtime.name, "connection refused: connection limit reached");
+        return;
+    };
+    let stream = Prefixed::new(stream, rest);
     let state = Arc::new(ConnState::default());
     let _open = runtime.metrics.connection_opened();
     match runtime.tls.clone() {

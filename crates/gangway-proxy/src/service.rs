@@ -87,22 +87,7 @@ pub(crate) async fn serve(
 ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     conn.state.request_started();
     let started = Instant::now();
-    let mut record = AccessRecord {
-        client: conn.client,
-        listener: conn.listener.name.clone(),
-        method: request.method().clone(),
-        uri: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), ToString::to_string),
-        status: StatusCode::OK,
-        route: None,
-        upstream: None,
-        peer: None,
-        request_body: None,
-        started,
-        failure: None,
-    };
+    let mut record = AccessRecord::new(conn.client, conn.listener.name.clone(), &request, started);
     // What the proxy's own error answers may need for their `always` header operations.
     let uri = request.uri().clone();
     let host = request_host(&request).map(str::to_ascii_lowercase);
@@ -255,6 +240,22 @@ async fn dispatch(
                 host: host.to_owned(),
                 sni: sni.clone(),
             });
+        }
+    }
+    // An absolute-form target (or HTTP/2 `:authority`) naming another host than `Host`
+    // is ambiguous: routing by one and forwarding the other is how filters are bypassed.
+    if let (Some(authority), Some(host)) = (request.uri().authority(), host) {
+        if request.headers().contains_key(HOST) {
+            let named = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            if !named.eq_ignore_ascii_case(host) {
+                return Err(RequestError::AmbiguousHost {
+                    target: named.to_owned(),
+                    host: host.to_owned(),
+                });
+            }
         }
     }
     let target = request
@@ -558,6 +559,9 @@ async fn proxy(
                     return Err(RequestError::ClientBodyTimeout {
                         seconds: route.body_idle_timeout.as_secs(),
                     });
+                }
+                if facts.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(RequestError::BadRequestBody);
                 }
                 (Failure::of(&error), RequestError::UpstreamConnect(error))
             }

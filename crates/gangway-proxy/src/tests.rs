@@ -86,6 +86,19 @@ async fn every_request_error_has_its_side_and_status() {
             StatusCode::FORBIDDEN,
         ),
         (
+            RequestError::AmbiguousHost {
+                target: "evil.test".to_owned(),
+                host: "app.test".to_owned(),
+            },
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            RequestError::BadRequestBody,
+            Side::Downstream,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
             RequestError::BadTarget,
             Side::Downstream,
             StatusCode::BAD_REQUEST,
@@ -314,5 +327,25 @@ fn histograms_are_cumulative_and_labels_escaped() {
         "gangway_ready 0".to_owned(),
     ] {
         assert!(text.lines().any(|got| got == line), "{line} not in\n{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_requests_on_a_kept_alive_connection_never_meet_a_stale_head_deadline() {
+    let (mut io, mut client, state) = guarded(false);
+    let mut buffer = [0u8; 64];
+    // Requests answered between two reads (the guard never sees `serving`), one every 4 s
+    // for longer than the 10 s header timeout.
+    for round in 0..5 {
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let read = io.read(&mut buffer).await.unwrap();
+        assert_eq!(read, 18, "round {round}: the head should arrive, not a 408");
+        state.request_started();
+        state.request_finished();
+        let idle = tokio::time::timeout(Duration::from_secs(4), io.read(&mut buffer)).await;
+        assert!(
+            idle.is_err(),
+            "round {round}: the guard ended a kept-alive connection"
+        );
     }
 }

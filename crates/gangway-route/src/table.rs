@@ -7,7 +7,7 @@ use regex::{CaptureLocations, Regex, RegexSet, RegexSetBuilder};
 
 use crate::error::{Error, Input, NormalizeError, RegexError};
 use crate::expr::{HostMatch, PathMatch, RouteExpr, compile_host_regex};
-use crate::normalize::{NormalizeOptions, Normalized, split_target};
+use crate::normalize::{NormalizeOptions, Normalized, normalize_path, split_target};
 use crate::prefix::PrefixTable;
 use crate::template::{RouteGroups, Template};
 
@@ -468,6 +468,16 @@ impl<T> RouteTable<T> {
             return Err(NormalizeError::Ambiguous {
                 path: path.to_owned(),
             });
+        }
+        // Slashes kept as sent: an upstream that merges them (most do) must not reach
+        // another route's area than the one chosen here, e.g. `//admin/` past `/admin/`.
+        if !options.merges_slashes() && normalized.path().contains("//") {
+            let merged = normalize_path(normalized.path(), options.merge_slashes(true))?;
+            if self.find_index(host, method, &merged) != chosen {
+                return Err(NormalizeError::Ambiguous {
+                    path: path.to_owned(),
+                });
+            }
         }
         Ok(chosen.map(|index| self.make_match(index, host, normalized.path())))
     }

@@ -920,9 +920,18 @@ fn resolve_refuses_paths_that_normalisation_moves_to_another_route() {
             path: "/device-connector/device/%2e%2e/device/ws-connect".into()
         })
     );
+    // Kept as sent, but an upstream that merges slashes would read it as the other
+    // route's path: refused too.
     assert_eq!(
         resolve("/device-connector//device/ws-connect", opts),
-        Ok(Some(1))
+        Err(NormalizeError::Ambiguous {
+            path: "/device-connector//device/ws-connect".into()
+        })
+    );
+    assert_eq!(
+        resolve("/device-connector//other", opts),
+        Ok(Some(1)),
+        "merged or not, the same route: fine"
     );
     let merge = opts.merge_slashes(true);
     assert!(matches!(

@@ -62,6 +62,8 @@
 //!     provider,
 //! )?;
 //! assert_eq!(listener.server_config().alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+//! // The server's cipher suite order decides.
+//! assert!(listener.server_config().ignore_client_order);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -163,6 +163,9 @@ impl ListenerTls {
         };
         let mut config = builder.with_cert_resolver(store.clone());
         config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        // The server's order (the provider's: AES-GCM and ChaCha20-Poly1305, forward secret
+        // only) decides, not the client's, as scanners expect of a hardened server.
+        config.ignore_client_order = true;
         Ok(Self {
             config: Arc::new(config),
             store,

@@ -14,12 +14,14 @@ pub(crate) struct Proxy {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub(crate) dir: TempDir,
-    /// Reloads the listeners' TLS files, as SIGHUP does.
+    /// Reloads the listeners' TLS files in place.
     pub(crate) tls_reloader: gangway_proxy::TlsReloader,
     /// The admin listener's address, when the configuration has an `[admin]` table.
     pub(crate) admin: Option<SocketAddr>,
     /// The engine's counters, as `/metrics` shows them.
     pub(crate) metrics: gangway_proxy::Metrics,
+    /// Swaps the whole configuration, as SIGHUP does.
+    pub(crate) reload: gangway_proxy::ReloadHandle,
 }
 
 impl Proxy {
@@ -41,6 +43,7 @@ impl Proxy {
         let addrs = server.local_addrs().to_vec();
         let tls_reloader = server.tls_reloader();
         let (admin, metrics) = (server.admin_addr(), server.metrics());
+        let reload = server.reload_handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -53,7 +56,19 @@ impl Proxy {
             tls_reloader,
             admin,
             metrics,
+            reload,
         }
+    }
+
+    /// Validates `toml` (written to this proxy's directory) and swaps it in.
+    pub(crate) async fn reload_with(
+        &self,
+        toml: &str,
+    ) -> Result<Vec<SocketAddr>, gangway_proxy::Error> {
+        let path = self.dir.path().join("gangway.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let config = gangway_config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
+        self.reload.reload(config).await
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {

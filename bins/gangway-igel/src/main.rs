@@ -1,0 +1,9 @@
+//! `gangway-igel`: the IGEL UMS device gateway, from a profile file.
+//!
+//! `gangway-igel -c FILE` serves the profile file (SIGHUP reloads it, SIGTERM drains),
+//! `--check` validates it and `--print-config` prints the generic configuration it expands
+//! to. The keys are described in `docs/profiles/igel.md`.
+
+fn main() -> std::process::ExitCode {
+    gangway_profiles::run_profile::<gangway_profiles::Igel>()
+}

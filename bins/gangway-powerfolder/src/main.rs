@@ -1,0 +1,9 @@
+//! `gangway-powerfolder`: the PowerFolder cluster front, from a profile file.
+//!
+//! `gangway-powerfolder -c FILE` serves the profile file (SIGHUP reloads it, SIGTERM drains),
+//! `--check` validates it and `--print-config` prints the generic configuration it expands
+//! to. The keys are described in `docs/profiles/powerfolder.md`.
+
+fn main() -> std::process::ExitCode {
+    gangway_profiles::run_profile::<gangway_profiles::PowerFolder>()
+}
