@@ -795,3 +795,56 @@ relay = {}
     assert_eq!(value(&samples, "gangway_open_tunnels", &labels), Some(0.0));
     assert_eq!(value(&samples, "gangway_tunnels_total", &labels), Some(2.0));
 }
+
+#[tokio::test]
+async fn reloads_are_counted_and_the_new_routes_are_shown() {
+    let origin = RecordingOrigin::start().await;
+    let first = metrics_config(origin.addr());
+    let proxy = Proxy::start(&first).await;
+    let admin = proxy.admin.unwrap();
+    assert_eq!(request(&proxy, "GET", "/gone", "").await, 404);
+
+    // The same listener (kept, by name and `:0`) with one route renamed.
+    let second = first.replace("= /gone", "= /vanished");
+    let config = gangway_config::parse(&second, std::path::Path::new("/x/gangway.toml")).unwrap();
+    proxy.reload.reload(config).await.unwrap();
+    assert_eq!(request(&proxy, "GET", "/vanished", "").await, 404);
+    let vanished = [
+        ("listener", "web"),
+        ("route", "= /vanished"),
+        ("class", "4xx"),
+    ];
+    let samples = scrape_until(admin, |samples| {
+        value(samples, "gangway_requests_total", &vanished) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        value(&samples, "gangway_requests_total", &vanished),
+        Some(1.0)
+    );
+    assert!(
+        !samples
+            .keys()
+            .any(|(_, labels)| labels.get("route").map(String::as_str) == Some("= /gone")),
+        "the old configuration's routes are no longer shown"
+    );
+    let ok = [("result", "ok")];
+    assert_eq!(value(&samples, "gangway_reloads_total", &ok), Some(1.0));
+
+    // A reload the server refuses (its new address is taken) is counted as failed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let third = format!(
+        "{second}\n[[listener]]\nname = \"extra\"\naddress = \"{}\"\n\n\
+         [[listener.route]]\npath = \"/\"\nrespond = {{ status = 200 }}\n",
+        taken.local_addr().unwrap()
+    );
+    let config = gangway_config::parse(&third, std::path::Path::new("/x/gangway.toml")).unwrap();
+    assert!(proxy.reload.reload(config).await.is_err());
+    let samples = scrape(admin).await;
+    assert_eq!(
+        value(&samples, "gangway_reloads_total", &[("result", "failed")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&samples, "gangway_reloads_total", &ok), Some(1.0));
+    assert_eq!(request(&proxy, "GET", "/vanished", "").await, 404);
+}

@@ -25,6 +25,12 @@
 //! through a bounded queue and a writer thread so that responses never wait for the disk.
 //! [`reopen_logs_on_usr1`] reopens the file for logrotate.
 //!
+//! With an `[admin]` table, an admin listener of its own serves `/metrics` (Prometheus
+//! text format: requests, latencies, bytes, connections, tunnels, TLS, peers, reloads, all
+//! counted with atomics allocated at load), `/healthz`, `/readyz`, and lists and closes
+//! open WebSocket tunnels and relay sessions ([`Server::admin_addr`], [`Metrics`];
+//! `docs/operations.md`).
+//!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
 //!

@@ -554,9 +554,10 @@ fn escape_label(out: &mut String, value: &str) {
     }
 }
 
-/// The engine's counters as `/metrics` shows them, for embedders: the configuration
-/// reload code counts its outcomes here, and [`Metrics::render`] gives the exposition
-/// without an admin listener.
+/// The engine's counters as `/metrics` shows them, for embedders: [`Metrics::render`]
+/// gives the exposition without an admin listener. Reloads through a
+/// [`ReloadHandle`](crate::ReloadHandle) are counted already; code that refuses a
+/// configuration before handing it on counts that with [`Metrics::reload_failed`].
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub(crate) observer: Arc<Observer>,
