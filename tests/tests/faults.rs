@@ -219,3 +219,79 @@ async fn aborted_uploads_are_seen_by_the_upstream_and_leave_no_descriptor_behind
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_with_random_client_aborts_leave_descriptors_at_baseline() {
+    // `LEAK_REQUESTS` raises the count (100000 for the long check); CI runs 3000.
+    let total: u64 = std::env::var("LEAK_REQUESTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(3000);
+    let origin = gangway_e2e::origins::RecordingOrigin::start().await;
+    let proxy = Proxy::start(&proxy_config(origin.addr())).await;
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let warm = gangway_e2e::clients::http1_request(stream, common::get("/")).await;
+    assert_eq!(warm.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = open_descriptors();
+
+    let address = proxy.addr();
+    let mut clients = Vec::new();
+    for client in 0..8u64 {
+        clients.push(tokio::spawn(async move {
+            // A cheap deterministic mix: abort before the head ends, after the head,
+            // in the middle of a body, or finish normally.
+            let mut state = client.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let mut completed = 0u64;
+            for _ in 0..total / 8 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let Ok(mut stream) = TcpStream::connect(address).await else {
+                    continue;
+                };
+                match state % 4 {
+                    0 => {
+                        let _ = stream.write_all(b"GET /a HTTP/1.1\r\nhost: app").await;
+                    }
+                    1 => {
+                        let _ = stream.write_all(b"GET /a HTTP/1.1\r\nhost: app.test\r\n\r\n").await;
+                    }
+                    2 => {
+                        let _ = stream
+                            .write_all(b"POST /a HTTP/1.1\r\nhost: app.test\r\ncontent-length: 100000\r\n\r\nxyz")
+                            .await;
+                    }
+                    _ => {
+                        let _ = stream
+                            .write_all(b"GET /a HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n")
+                            .await;
+                        let mut answer = Vec::new();
+                        if stream.read_to_end(&mut answer).await.is_ok() && answer.starts_with(b"HTTP/1.1 200") {
+                            completed += 1;
+                        }
+                    }
+                }
+                drop(stream);
+            }
+            completed
+        }));
+    }
+    let mut completed = 0;
+    for client in clients {
+        completed += client.await.unwrap();
+    }
+    assert!(
+        completed > total / 8,
+        "too few requests completed: {completed}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_descriptors() > baseline + 4 {
+        assert!(
+            Instant::now() < deadline,
+            "descriptors leaked after {total} requests: {} now, {baseline} before",
+            open_descriptors()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -3,50 +3,19 @@
 // In a test, a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{BINARY, connect_when_listening, signal, start_run};
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gangway_e2e::certs::TempDir;
 use gangway_e2e::clients::http1_request;
 use http_body_util::Full;
-use tokio::net::TcpStream;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gangway");
-
-/// A child process killed on drop if the test did not end it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Connects once the started binary listens on `address` (bounded: 30 s).
-async fn connect_when_listening(address: SocketAddr) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return stream,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(error) => panic!("gangway did not start listening on {address}: {error}"),
-        }
-    }
-}
 
 /// A GET of `path` with a User-Agent, answered 200 by the `respond` route.
 async fn get(address: SocketAddr, path: &str) {
@@ -107,15 +76,7 @@ async fn json_access_log_has_one_line_per_request_and_sigusr1_reopens_it_after_a
         ),
     )
     .unwrap();
-    let mut child = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_run(&config, &[], false);
     for path in ["/one", "/two?x=1", "/three"] {
         get(listen, path).await;
     }

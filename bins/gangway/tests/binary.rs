@@ -3,6 +3,10 @@
 // In a test, a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{BINARY, Running, connect_when_listening, signal, start_run};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -16,26 +20,6 @@ use gangway_e2e::origins::SlowOrigin;
 use http_body_util::Full;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gangway");
-
-/// A child process killed on drop if the test did not end it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 /// Reads the child's stdout until a line starting with `prefix` (trimmed); bounded in time.
 fn line_starting_with(child: &mut Child, prefix: &str) -> String {
@@ -73,20 +57,6 @@ fn start_demo() -> (Running, SocketAddr) {
         .parse()
         .unwrap();
     (demo, https)
-}
-
-/// Connects once the started binary listens on `address` (bounded: 30 s).
-async fn connect_when_listening(address: SocketAddr) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return stream,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(error) => panic!("gangway did not start listening on {address}: {error}"),
-        }
-    }
 }
 
 fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
@@ -171,15 +141,7 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_e
         ),
     )
     .unwrap();
-    let mut child = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_run(&config, &[], false);
     // Wait until the listener accepts (bounded).
     let stream = connect_when_listening(listen).await;
     let request = http::Request::get("/slow")
@@ -291,15 +253,7 @@ async fn probe_succeeds_against_the_demo_and_names_the_failing_step() {
         ),
     )
     .unwrap();
-    let _server = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = start_run(&config, &[], false);
     drop(connect_when_listening(listen).await);
     let (ok, _, stderr) = probe(&["--timeout", "5", &format!("ws://{listen}/ws")]);
     assert!(!ok);
@@ -329,15 +283,7 @@ async fn sighup_reloads_a_renewed_certificate_without_a_restart() {
         ),
     )
     .unwrap();
-    let child = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = start_run(&config, &[], false);
     drop(connect_when_listening(listen).await);
     let trust = gangway_e2e::clients::tls_client_config(&ca.pem(), &[b"http/1.1"]);
     let leaf = |issued: &gangway_e2e::certs::Issued| {
@@ -387,16 +333,7 @@ async fn an_upstream_with_a_certificate_from_another_ca_gets_502_and_a_log_line_
         ),
     )
     .unwrap();
-    let mut child = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_run(&config, &[], true);
     let stream = connect_when_listening(listen).await;
     let request = http::Request::get("/")
         .header("host", "app.test")
@@ -452,15 +389,7 @@ async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() 
         ),
     )
     .unwrap();
-    let _relay = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _relay = start_run(&config, &[], false);
     drop(connect_when_listening(listen).await);
 
     let session = "k3Jd9_aQ-Zx81mNpLr4TbWq7";
@@ -548,17 +477,10 @@ async fn reload_applies_a_valid_file_and_refuses_an_invalid_one_with_its_errors(
         )
     };
     std::fs::write(&config, version("first")).unwrap();
-    let mut child = Running(
-        Command::new(BINARY)
-            .args(["run", "-c"])
-            .arg(&config)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let mut child = start_run(
+        &config,
+        &["--pid-file".as_ref(), pid_file.as_os_str()],
+        true,
     );
     drop(connect_when_listening(listen).await);
     let body = || async {

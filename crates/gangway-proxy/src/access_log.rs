@@ -10,11 +10,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
+use arc_swap::ArcSwapOption;
 use gangway_config::AccessLogFormat;
 
 use crate::Error;
@@ -23,7 +24,8 @@ use crate::Error;
 const QUEUE: usize = 8192;
 
 /// The installed sink; `None` leaves the default line to `tracing`.
-static SINK: RwLock<Option<Arc<Sink>>> = RwLock::new(None);
+// Read once per request: an atomic load, no lock.
+static SINK: ArcSwapOption<Sink> = ArcSwapOption::const_empty();
 
 #[derive(Debug)]
 struct Sink {
@@ -88,15 +90,8 @@ impl Drop for AccessLog {
         let Some(sink) = self.sink.take() else {
             return;
         };
-        {
-            let mut installed = SINK.write().unwrap_or_else(PoisonError::into_inner);
-            if installed
-                .as_ref()
-                .is_some_and(|current| Arc::ptr_eq(current, &sink))
-            {
-                *installed = None;
-            }
-        }
+        // Uninstalled only if it is still the one installed.
+        let _ = SINK.compare_and_swap(&Some(sink.clone()), None);
         // With the last sender gone the writer drains the queue and ends.
         drop(sink);
         if let Some(writer) = self.writer.take() {
@@ -128,13 +123,13 @@ pub(crate) fn start_writer(
 }
 
 fn set(sink: Option<Arc<Sink>>) {
-    *SINK.write().unwrap_or_else(PoisonError::into_inner) = sink;
+    SINK.store(sink);
 }
 
 /// Hands the line `make` formats to the installed access log; `false` when there is none.
 /// Never blocks: a full queue drops the line and counts it.
 pub(crate) fn write(make: impl FnOnce(AccessLogFormat) -> String) -> bool {
-    let installed = SINK.read().unwrap_or_else(PoisonError::into_inner);
+    let installed = SINK.load();
     let Some(sink) = installed.as_ref() else {
         return false;
     };
@@ -152,7 +147,7 @@ pub(crate) fn write(make: impl FnOnce(AccessLogFormat) -> String) -> bool {
 /// it cannot be opened the old file is kept and the failure logged. Returns at once; the
 /// writer thread reopens before its next write.
 pub fn reopen_access_log() {
-    let installed = SINK.read().unwrap_or_else(PoisonError::into_inner);
+    let installed = SINK.load();
     if let Some(sink) = installed.as_ref() {
         sink.shared.request_reopen(&sink.lines);
     }

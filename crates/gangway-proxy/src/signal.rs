@@ -78,6 +78,10 @@ where
     };
     let load = std::sync::Arc::new(load);
     async move {
+        // The access log of the last configuration applied here; the one installed at
+        // start stays until a reload replaces it.
+        #[cfg(unix)]
+        let mut access_log: Option<crate::AccessLog> = None;
         #[cfg(unix)]
         if let Some(mut hangup) = hangup {
             while hangup.recv().await.is_some() {
@@ -95,13 +99,26 @@ where
                         );
                     }
                     // The server logs its own refusal or success.
-                    Ok(config) => drop(handle.reload(config).await),
+                    Ok(config) => {
+                        let wanted = config.server.access_log.clone();
+                        if handle.reload(config).await.is_ok() {
+                            match crate::AccessLog::install(&wanted) {
+                                Ok(installed) => access_log = Some(installed),
+                                Err(error) => tracing::error!(
+                                    "the access log stays where it was: {}",
+                                    error.report()
+                                ),
+                            }
+                        }
+                    }
                 }
             }
         }
         #[cfg(not(unix))]
         drop((handle, load));
         std::future::pending::<()>().await;
+        #[cfg(unix)]
+        drop(access_log);
     }
 }
 
