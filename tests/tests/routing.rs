@@ -93,13 +93,9 @@ async fn each_path_reaches_the_route_nginx_would_choose_and_bypasses_are_refused
             "device",
             "/device-connector/device/.well-known/est/simpleenroll",
         ),
-        // A doubled slash is a different path: it does not reach the device route.
-        (
-            "/device-connector//device/ws-connect",
-            200,
-            "web",
-            "/device-connector//device/ws-connect",
-        ),
+        // A doubled slash matches the web route as sent, but an upstream that merges
+        // slashes would read the device path: refused.
+        ("/device-connector//device/ws-connect", 400, "", ""),
         // Unreserved characters are decoded for matching; the upstream gets the raw path.
         (
             "/device-connector/device/ws-%63onnect",
