@@ -17,6 +17,9 @@ pub(crate) struct DemoArgs {
     /// HTTPS port (0 picks a free port).
     #[arg(long, default_value_t = 8443)]
     https_port: u16,
+    /// Admin listener port on 127.0.0.1 (/metrics, /healthz, /readyz, /tunnels); off if unset.
+    #[arg(long)]
+    admin_port: Option<u16>,
 }
 
 /// The configuration a user would write for this, plus a certificate made in memory.
@@ -24,11 +27,7 @@ pub(crate) fn config(
     args: &DemoArgs,
     origin: SocketAddr,
 ) -> Result<Config, Box<dyn std::error::Error>> {
-    let DemoArgs {
-        bind,
-        http_port,
-        https_port,
-    } = args;
+    let (bind, http_port, https_port) = (&args.bind, &args.http_port, &args.https_port);
     let (http, https) = (
         SocketAddr::new(*bind, *http_port),
         SocketAddr::new(*bind, *https_port),
@@ -45,6 +44,7 @@ pub(crate) fn config(
         .replace("HTTPS_ADDRESS", &https.to_string())
         .replace("HTTPS_PORT", &port);
     let mut config = gangway_config::parse(&toml, Path::new("<demo>"))?;
+    config.admin = args.admin_port.map(gangway_config::Admin::loopback);
     let names = vec!["localhost".into(), "127.0.0.1".into(), bind.to_string()];
     let certificate = rcgen::generate_simple_self_signed(names)?;
     if let Some(listener) = config

@@ -436,6 +436,35 @@ async fn a_tcp_client_reaches_a_tcp_service_through_two_bridges_and_the_relay() 
 }
 
 #[tokio::test]
+async fn demo_admin_port_serves_metrics_and_readiness_on_loopback() {
+    // A port that was free a moment ago; the demo binds 127.0.0.1 with it.
+    let admin = gangway_e2e::origins::refused_addr();
+    let _demo = Running(
+        Command::new(BINARY)
+            .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .args(["--admin-port", &admin.port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for (path, expected) in [
+        ("/metrics", "# TYPE gangway_requests_total counter"),
+        ("/readyz", "ready"),
+    ] {
+        let stream = connect_when_listening(admin).await;
+        let request = http::Request::get(path)
+            .header("host", "admin")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = http1_request(stream, request).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let body = String::from_utf8(response.body().to_vec()).unwrap();
+        assert!(body.contains(expected), "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn reload_applies_a_valid_file_and_refuses_an_invalid_one_with_its_errors() {
     let dir = TempDir::new("reload");
     let config = dir.path().join("gangway.toml");

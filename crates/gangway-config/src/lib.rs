@@ -58,6 +58,9 @@
 mod access_log;
 #[cfg(test)]
 mod access_log_tests;
+mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod edge;
 mod error;
 mod headers;

@@ -21,6 +21,8 @@ use gangway_upstream::Method;
 pub struct Config {
     /// Process-wide settings.
     pub server: Server,
+    /// The admin listener (metrics, health, tunnels); `None` (the default) runs none.
+    pub admin: Option<Admin>,
     /// Listening sockets, each with its own routes.
     pub listeners: Vec<Listener>,
     /// Named upstream pools that `proxy` routes refer to.
@@ -73,6 +75,28 @@ impl AccessLogFormat {
             Self::Default => "default",
             Self::Json => "json",
             Self::Combined => "combined",
+        }
+    }
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz` and the tunnel calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Address and port to bind; a loopback address unless `allow_remote`.
+    pub address: SocketAddr,
+    /// Whether `address` may be reachable from other hosts; then `token_file` is required.
+    pub allow_remote: bool,
+    /// A file holding the bearer token that `/tunnels` and `/tunnels/close` require.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Admin {
+    /// An admin listener on `127.0.0.1:port`, without a token.
+    pub fn loopback(port: u16) -> Self {
+        Self {
+            address: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+            allow_remote: false,
+            token_file: None,
         }
     }
 }

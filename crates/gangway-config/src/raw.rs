@@ -20,6 +20,7 @@ pub(crate) struct RawConfig {
     pub(crate) upstream: Vec<Spanned<RawUpstream>>,
     #[serde(default)]
     pub(crate) listener: Vec<Spanned<RawListener>>,
+    pub(crate) admin: Option<Spanned<RawAdmin>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +37,15 @@ pub(crate) struct RawServer {
 pub(crate) struct RawAccessLog {
     pub(crate) format: Option<Spanned<String>>,
     pub(crate) path: Option<Spanned<String>>,
+}
+
+/// The `[admin]` table (checked in `admin.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) address: Option<Spanned<String>>,
+    pub(crate) allow_remote: Option<Spanned<bool>>,
+    pub(crate) token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

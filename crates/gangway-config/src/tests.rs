@@ -169,6 +169,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
             certificate_watch_interval: Some(defaults::CERTIFICATE_WATCH_INTERVAL),
             access_log: AccessLog::default(),
         },
+        admin: None,
         listeners: vec![
             Listener {
                 name: "public".to_owned(),
@@ -463,6 +464,7 @@ websocket_idle_timeout = "1h"
 fn to_toml_notes_a_certificate_held_in_memory() {
     let config = Config {
         server: Server::default(),
+        admin: None,
         listeners: vec![Listener {
             name: "demo".to_owned(),
             address: "127.0.0.1:8443".parse().unwrap(),
@@ -653,7 +655,7 @@ fn unknown_key() {
     );
     assert_eq!(
         errors("[listen]\n"),
-        "/x/gangway.toml:1:2: unknown field `listen`, expected one of `server`, `upstream`, `listener`"
+        "/x/gangway.toml:1:2: unknown field `listen`, expected one of `server`, `upstream`, `listener`, `admin`"
     );
 }
 

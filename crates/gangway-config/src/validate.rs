@@ -293,8 +293,18 @@ impl Checker<'_> {
             listeners.push(built);
         }
 
+        let taken: Vec<(SocketAddr, usize)> = addresses
+            .iter()
+            .map(|(address, seen)| (*address, seen.line))
+            .collect();
+        let admin = raw.admin.as_ref().map(|admin| self.admin(admin, &taken));
         Some(Config {
             server,
+            // An `[admin]` table with errors has them recorded; no configuration then.
+            admin: match admin {
+                Some(None) => return None,
+                admin => admin.flatten(),
+            },
             listeners: listeners.into_iter().collect::<Option<Vec<_>>>()?,
             upstreams: upstreams.into_iter().collect::<Option<Vec<_>>>()?,
         })

@@ -42,6 +42,14 @@ pub fn to_toml(config: &Config) -> String {
         None => format!("{{ format = {format} }}"),
     };
     key(&mut out, "access_log", access_log);
+    if let Some(admin) = &config.admin {
+        out.push_str("\n[admin]\n");
+        key(&mut out, "address", quote(&admin.address.to_string()));
+        key(&mut out, "allow_remote", admin.allow_remote.to_string());
+        if let Some(token_file) = &admin.token_file {
+            key(&mut out, "token_file", path(token_file));
+        }
+    }
     for upstream in &config.upstreams {
         write_upstream(&mut out, upstream);
     }

@@ -22,6 +22,7 @@ use gangway_upstream::{InFlight, RetryBody};
 
 use crate::access::AccessRecord;
 use crate::conn_io::ConnState;
+use crate::metrics::RouteMetrics;
 
 /// Errors inside a body stream, boxed as hyper expects.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -237,11 +238,13 @@ pub(crate) struct ResponseBody {
     in_flight: Option<InFlight>,
 }
 
-/// What happens when the response ends: the access-log line and the connection guard.
+/// What happens when the response ends: the access-log line, the route's metrics and the
+/// connection guard.
 #[derive(Debug)]
 pub(crate) struct Finish {
     pub(crate) record: AccessRecord,
     pub(crate) conn: Arc<ConnState>,
+    pub(crate) metrics: Arc<RouteMetrics>,
 }
 
 impl ResponseBody {
@@ -348,6 +351,17 @@ impl Body for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let Some(finish) = self.finish.take() {
+            let record = &finish.record;
+            let bytes_in = record
+                .request_body
+                .as_ref()
+                .map_or(0, |facts| facts.bytes.load(Ordering::Relaxed));
+            finish.metrics.request_finished(
+                record.status,
+                bytes_in,
+                self.bytes,
+                record.started.elapsed(),
+            );
             finish.record.log(self.bytes);
             finish.conn.request_finished();
         }

@@ -66,6 +66,23 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// The admin listener's socket could not be bound.
+    #[error("admin listener: cannot bind {address}")]
+    AdminBind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin listener's token file could not be read or is too short.
+    #[error("admin token file {}: {problem}", file.display())]
+    AdminToken {
+        /// The token file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The access-log file could not be opened for appending.
     #[error("access log {}: cannot open for appending", path.display())]
     AccessLog {

@@ -25,6 +25,12 @@
 //! through a bounded queue and a writer thread so that responses never wait for the disk.
 //! [`reopen_logs_on_usr1`] reopens the file for logrotate.
 //!
+//! With an `[admin]` table, an admin listener of its own serves `/metrics` (Prometheus
+//! text format: requests, latencies, bytes, connections, tunnels, TLS, peers, reloads, all
+//! counted with atomics allocated at load), `/healthz`, `/readyz`, and lists and closes
+//! open WebSocket tunnels and relay sessions ([`Server::admin_addr`], [`Metrics`];
+//! `docs/operations.md`).
+//!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
 //!
@@ -45,11 +51,13 @@ mod access;
 mod access_log;
 #[cfg(test)]
 mod access_tests;
+mod admin;
 mod body;
 mod conn_io;
 mod edge;
 mod error;
 mod listeners;
+mod metrics;
 mod relay;
 mod runtime;
 mod server;
@@ -57,11 +65,13 @@ mod service;
 mod signal;
 #[cfg(test)]
 mod tests;
+mod tunnels;
 mod vars;
 
 pub use access_log::{AccessLog, reopen_access_log, reopen_logs_on_usr1};
 pub use error::{Error, Side};
 pub use listeners::ReloadHandle;
+pub use metrics::Metrics;
 pub use server::{Server, TlsReload, TlsReloader};
 pub use signal::{
     PidFile, reload_config_on_hangup, reload_on_hangup, send_reload_signal, shutdown_signal,

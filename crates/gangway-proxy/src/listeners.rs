@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::metrics::Observer;
 use crate::runtime::{ListenerRuntime, build};
 use crate::server::{Tracker, accept_loop};
 
@@ -74,6 +75,8 @@ pub(crate) struct ReloadRequest {
 #[derive(Debug, Clone)]
 pub struct ReloadHandle {
     pub(crate) requests: mpsc::Sender<ReloadRequest>,
+    /// Counts reloads refused before they reach the server (a file that does not load).
+    pub(crate) observer: Arc<Observer>,
 }
 
 impl ReloadHandle {
@@ -111,6 +114,7 @@ pub(crate) struct ListenerSet {
     tls: TlsListeners,
     pub(crate) drain_timeout: Duration,
     watch_interval: Option<Duration>,
+    observer: Arc<Observer>,
 }
 
 impl ListenerSet {
@@ -126,6 +130,7 @@ impl ListenerSet {
         watch_interval: Option<Duration>,
         graceful: Arc<GracefulShutdown>,
         tunnels: Tracker,
+        observer: Arc<Observer>,
     ) -> Self {
         let mut set = Self {
             provider,
@@ -137,6 +142,7 @@ impl ListenerSet {
             tls,
             drain_timeout,
             watch_interval,
+            observer,
         };
         for (bound, runtime) in bound.into_iter().zip(runtimes) {
             let accepting = set.accept(bound, runtime);
@@ -198,7 +204,7 @@ impl ListenerSet {
 
     /// Applies a new configuration, all or nothing; see [`ReloadHandle`].
     pub(crate) async fn apply(&mut self, config: &Config) -> Result<Vec<SocketAddr>, Error> {
-        let (runtimes, health) = build(config, &self.provider)?;
+        let (runtimes, health) = build(config, &self.provider, &self.observer.tunnels)?;
         // Bind every new address before changing anything.
         let mut fresh = Vec::new();
         for listener in &config.listeners {
@@ -249,6 +255,13 @@ impl ListenerSet {
         self.drain_timeout = config.server.drain_timeout;
         self.watch_interval = config.server.certificate_watch_interval;
         self.watch_tls();
+        let serving: Vec<Arc<ListenerRuntime>> = self
+            .accepting
+            .iter()
+            .map(|accepting| accepting.runtime.load_full())
+            .collect();
+        self.observer
+            .publish(serving.iter().map(|runtime| &**runtime));
         tracing::info!(
             listeners = self.accepting.len(),
             kept,
@@ -287,6 +300,7 @@ pub(crate) async fn serve_reloads(
             () = &mut shutdown => return,
             Some(request) = requests.recv() => {
                 let result = set.apply(&request.config).await;
+                set.observer.reloaded(result.is_ok());
                 if let Err(error) = &result {
                     tracing::error!("reload refused; the running configuration stays: {}", error.report());
                 }

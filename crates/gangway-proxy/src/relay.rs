@@ -12,7 +12,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::ResponseBody;
 use crate::error::RequestError;
+use crate::metrics::RouteMetrics;
 use crate::service::Connection;
+use crate::tunnels::{TunnelInfo, TunnelKind};
 
 /// Admits the peer (400 for a malformed upgrade, the relay's 400/403/404/409 for a refused
 /// peer), answers 101, and runs the session in a task that shutdown waits for.
@@ -22,6 +24,7 @@ pub(crate) fn serve(
     relay: &Relay,
     prefix: &str,
     route: Arc<str>,
+    metrics: Arc<RouteMetrics>,
 ) -> Result<Response<ResponseBody>, RequestError> {
     let key = validate_upgrade_request(request.method(), request.headers())
         .map_err(RequestError::BadUpgrade)?;
@@ -37,12 +40,25 @@ pub(crate) fn serve(
     let upgrade = hyper::upgrade::on(&mut request);
     let guard = conn.tunnels.enter();
     let client = conn.client;
+    let role = admission.role().as_str();
+    let tunnel = conn.listener.tunnels.open(
+        TunnelInfo {
+            kind: TunnelKind::Relay { role },
+            listener: conn.listener.name.clone(),
+            route: route.clone(),
+            peer: None,
+            client,
+            fingerprint: conn.client_fingerprint(),
+        },
+        metrics,
+    );
     tokio::spawn(async move {
         let _guard = guard;
-        let role = admission.role().as_str();
         match upgrade.await {
             Ok(io) => {
-                let report = admission.run(TokioIo::new(io)).await;
+                // Closed by an admin call, the peer's side reads as ended and the relay
+                // ends the session for both.
+                let report = admission.run(tunnel.client_io(TokioIo::new(io))).await;
                 tracing::info!(
                     target: "gangway::access",
                     %client, %route, role,

@@ -24,6 +24,8 @@ use rustls::pki_types::ServerName;
 
 use crate::Error;
 use crate::body::UpstreamBody;
+use crate::metrics::{ListenerMetrics, RouteMetrics};
+use crate::tunnels::TunnelRegistry;
 
 /// The `websocket_test_page` route's page; `__TARGET__` is the WebSocket it checks.
 const WEBSOCKET_TEST_PAGE: &str = include_str!("pages/websocket_test.html");
@@ -98,6 +100,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) body_idle_timeout: Duration,
     pub(crate) websocket: bool,
     pub(crate) websocket_idle_timeout: Duration,
+    /// The route's series for `/metrics`; also in the listener's [`ListenerMetrics`].
+    pub(crate) metrics: Arc<RouteMetrics>,
 }
 
 impl RouteRuntime {
@@ -126,6 +130,9 @@ pub(crate) struct ListenerRuntime {
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) max_header_bytes: usize,
+    pub(crate) metrics: Arc<ListenerMetrics>,
+    /// Where the listener's WebSocket tunnels and relay sessions are registered.
+    pub(crate) tunnels: Arc<TunnelRegistry>,
 }
 
 /// The pool of one upstream: its peers with their route names and failure settings, the
@@ -250,6 +257,7 @@ pub(crate) fn build_listener(
     config_upstreams: &[Upstream],
     upstreams: &[Arc<UpstreamRuntime>],
     provider: &Arc<CryptoProvider>,
+    tunnels: &Arc<TunnelRegistry>,
 ) -> Result<ListenerRuntime, Error> {
     let routes_error = |source| Error::Routes {
         listener: listener.name.clone(),
@@ -321,8 +329,14 @@ pub(crate) fn build_listener(
             request_ops = request_ops.merge(&upstream.headers.request);
             response_ops = response_ops.merge(&upstream.headers.response);
         }
+        let name: Arc<str> = name.into();
+        let upstream_name = match &action {
+            RouteAction::Proxy { upstream, .. } => Some(upstream.name.clone()),
+            _ => None,
+        };
         route_list.push(RouteRuntime {
-            name: name.into(),
+            metrics: Arc::new(RouteMetrics::new(name.clone(), upstream_name)),
+            name,
             forwarding: forwarding_policy(&listener.forwarding, &request_ops),
             location: location_rewrite(route, upstream_config),
             cookies: cookie_rewrite(route),
@@ -340,8 +354,12 @@ pub(crate) fn build_listener(
         Some(tls) => Some(Arc::new(listener_tls(listener, tls, provider)?)),
         None => None,
     };
+    let name: Arc<str> = listener.name.as_str().into();
+    let route_metrics = route_list.iter().map(|route| route.metrics.clone());
     Ok(ListenerRuntime {
-        name: listener.name.as_str().into(),
+        metrics: Arc::new(ListenerMetrics::new(name.clone(), route_metrics.collect())),
+        tunnels: tunnels.clone(),
+        name,
         routes: table.build().map_err(routes_error)?,
         normalize: NormalizeOptions::new().merge_slashes(listener.merge_slashes),
         route_list,
@@ -566,10 +584,11 @@ fn upstream_tls(upstream: &Upstream) -> gangway_tls::UpstreamTls {
 }
 
 /// Builds every upstream and listener of `config`, and the health checkers of the
-/// upstreams that have one (not yet running).
+/// upstreams that have one (not yet running). Tunnels register in `tunnels`.
 pub(crate) fn build(
     config: &Config,
     provider: &Arc<CryptoProvider>,
+    tunnels: &Arc<TunnelRegistry>,
 ) -> Result<(Vec<ListenerRuntime>, Vec<HealthChecker>), Error> {
     let mut upstreams = Vec::with_capacity(config.upstreams.len());
     let mut health = Vec::new();
@@ -581,7 +600,7 @@ pub(crate) fn build(
     let listeners = config
         .listeners
         .iter()
-        .map(|listener| build_listener(listener, &config.upstreams, &upstreams, provider))
+        .map(|listener| build_listener(listener, &config.upstreams, &upstreams, provider, tunnels))
         .collect::<Result<_, _>>()?;
     Ok((listeners, health))
 }

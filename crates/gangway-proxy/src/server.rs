@@ -20,11 +20,13 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
+use crate::admin::AdminListener;
 use crate::conn_io::{ConnState, GuardedIo};
 use crate::edge::{Prefixed, read_proxy_header};
 use crate::listeners::{
     Bound, ListenerSet, ReloadHandle, ReloadRequest, TlsListeners, serve_reloads,
 };
+use crate::metrics::{Metrics, Observer};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
 
@@ -89,6 +91,9 @@ pub struct Server {
     tls: TlsListeners,
     reload_requests: mpsc::Sender<ReloadRequest>,
     reloads: mpsc::Receiver<ReloadRequest>,
+    /// `/metrics`, readiness and the tunnel registry.
+    observer: Arc<Observer>,
+    admin: Option<AdminListener>,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
@@ -101,6 +106,7 @@ pub struct Server {
 #[derive(Debug, Clone)]
 pub struct TlsReloader {
     listeners: TlsListeners,
+    observer: Arc<Observer>,
 }
 
 /// What reloading one listener's TLS material gave.
@@ -121,6 +127,7 @@ impl TlsReloader {
             .iter()
             .map(|(listener, tls)| {
                 let result = tls.reload();
+                self.observer.tls_reloaded(result.is_ok());
                 if let Ok(report) = &result {
                     tracing::info!(
                         %listener,
@@ -141,7 +148,8 @@ impl Server {
     /// Compiles `config` and binds every listener. The crypto provider is used for every
     /// TLS listener and upstream.
     pub async fn bind(config: &Config, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
-        let (runtimes, health) = build(config, &provider)?;
+        let observer = Arc::new(Observer::default());
+        let (runtimes, health) = build(config, &provider, &observer.tunnels)?;
         let mut bound = Vec::with_capacity(runtimes.len());
         for (listener, runtime) in config.listeners.iter().zip(&runtimes) {
             let socket = Bound::bind(listener).await?;
@@ -153,6 +161,11 @@ impl Server {
             .filter_map(|runtime| Some((runtime.name.clone(), runtime.tls.clone()?)))
             .collect();
         let (reload_requests, reloads) = mpsc::channel(4);
+        observer.publish(&runtimes);
+        let admin = match &config.admin {
+            Some(admin) => Some(AdminListener::bind(admin).await?),
+            None => None,
+        };
         Ok(Self {
             provider,
             addresses: bound.iter().map(|bound| bound.address).collect(),
@@ -164,7 +177,21 @@ impl Server {
             tls: Arc::new(ArcSwap::from_pointee(tls)),
             reload_requests,
             reloads,
+            observer,
+            admin,
         })
+    }
+
+    /// The admin listener's bound address, when the configuration has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminListener::local_addr)
+    }
+
+    /// The counters `/metrics` shows.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            observer: self.observer.clone(),
+        }
     }
 
     /// A handle that reloads every TLS listener's certificates, keys, CAs and CRLs; it
@@ -172,6 +199,7 @@ impl Server {
     pub fn tls_reloader(&self) -> TlsReloader {
         TlsReloader {
             listeners: self.tls.clone(),
+            observer: self.observer.clone(),
         }
     }
 
@@ -179,6 +207,7 @@ impl Server {
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             requests: self.reload_requests.clone(),
+            observer: self.observer.clone(),
         }
     }
 
@@ -202,6 +231,8 @@ impl Server {
             tls,
             reload_requests,
             mut reloads,
+            observer,
+            admin,
             ..
         } = self;
         // Only outside handles may ask for reloads now.
@@ -218,8 +249,14 @@ impl Server {
             certificate_watch_interval,
             graceful.clone(),
             tunnels.clone(),
+            observer.clone(),
         );
+        // The admin listener answers until the drain is over, so `/readyz` says 503 then.
+        let (admin_stop, admin_stopped) = watch::channel(false);
+        let admin = admin.map(|admin| tokio::spawn(admin.serve(observer.clone(), admin_stopped)));
+        observer.set_ready(true);
         serve_reloads(&mut set, &mut reloads, shutdown).await;
+        observer.set_ready(false);
         reloads.close();
         let drain_timeout = set.drain_timeout;
         tracing::info!("shutting down: no new connections; draining for up to {drain_timeout:?}");
@@ -236,6 +273,11 @@ impl Server {
         match drained {
             Ok(()) => tracing::info!("drained; stopped"),
             Err(_) => tracing::warn!("drain timeout passed; closing what is still open"),
+        }
+        let _ = admin_stop.send(true);
+        if let Some(admin) = admin {
+            // An admin task that panicked has nothing left to close.
+            let _ = admin.await;
         }
     }
 }
@@ -309,6 +351,7 @@ async fn handle_connection(
     };
     let stream = Prefixed::new(stream, rest);
     let state = Arc::new(ConnState::default());
+    let _open = runtime.metrics.connection_opened();
     match runtime.tls.clone() {
         None => {
             let conn = Arc::new(Connection {
@@ -336,15 +379,18 @@ async fn handle_connection(
             let tls_stream = match handshake {
                 Ok(Ok(tls_stream)) => tls_stream,
                 Ok(Err(error)) => {
+                    runtime.metrics.handshake(None);
                     tracing::debug!(%client, listener = %runtime.name, "TLS handshake failed: {error}");
                     return;
                 }
                 Err(_) => {
+                    runtime.metrics.handshake(None);
                     tracing::debug!(%client, listener = %runtime.name, "TLS handshake timed out");
                     return;
                 }
             };
             let session = listener_tls.session(tls_stream.get_ref().1);
+            runtime.metrics.handshake(Some(session.identity().status()));
             let server_name = session.server_name().map(str::to_owned);
             let http2 = session.alpn() == Some(b"h2");
             if let gangway_tls::VerifyStatus::Failed(reason) = session.identity().status() {

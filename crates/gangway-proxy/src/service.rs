@@ -24,6 +24,7 @@ use crate::conn_io::ConnState;
 use crate::error::{RequestError, Side};
 use crate::runtime::{ListenerRuntime, PathRewrite, RouteAction, RouteRuntime, UpstreamRuntime};
 use crate::server::Tracker;
+use crate::tunnels::{TunnelInfo, TunnelKind};
 use crate::vars::RequestFacts;
 
 /// What the engine knows about the connection a request came on.
@@ -40,6 +41,12 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// The SHA-256 fingerprint of the certificate the client presented, verified or not.
+    pub(crate) fn client_fingerprint(&self) -> Option<gangway_tls::Sha256Fingerprint> {
+        let tls = self.tls.as_ref()?;
+        Some(tls.identity().presented()?.sha256_fingerprint())
+    }
+
     /// The variables of one request on this connection.
     pub(crate) fn facts<'a>(
         &'a self,
@@ -114,6 +121,7 @@ pub(crate) async fn serve(
     response.body_mut().on_finish(Finish {
         record,
         conn: conn.state.clone(),
+        metrics: conn.listener.metrics.route(route_index).clone(),
     });
     Ok(response)
 }
@@ -280,9 +288,14 @@ async fn dispatch(
     match &route.action {
         RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
         RouteAction::Page { body } => Ok(page_response(body.clone())),
-        RouteAction::Relay { relay, prefix } => {
-            crate::relay::serve(conn, request, relay, prefix, route.name.clone())
-        }
+        RouteAction::Relay { relay, prefix } => crate::relay::serve(
+            conn,
+            request,
+            relay,
+            prefix,
+            route.name.clone(),
+            route.metrics.clone(),
+        ),
         RouteAction::Redirect { status, target } => {
             let facts = conn.facts(
                 request.method(),
@@ -513,6 +526,7 @@ async fn proxy(
         *outbound.headers_mut() = try_headers;
 
         let timeout = upstream.response_header_timeout;
+        let try_started = Instant::now();
         // The upstream's time to answer runs from the end of the request body; while the
         // body streams, the body idle timeout guards against a stalled client.
         let deadline = async {
@@ -524,7 +538,10 @@ async fn proxy(
             () = deadline => Err(()),
         };
         let (failure, error) = match answer {
-            Ok(Ok(response)) => break (response, attempt.succeeded()),
+            Ok(Ok(response)) => {
+                route.metrics.upstream_answered(try_started.elapsed());
+                break (response, attempt.succeeded());
+            }
             Err(()) => (
                 Failure::Response,
                 RequestError::UpstreamTimeout {
@@ -595,6 +612,17 @@ async fn proxy(
                 route.name.clone(),
             );
             let guard = conn.tunnels.enter();
+            let tunnel = conn.listener.tunnels.open(
+                TunnelInfo {
+                    kind: TunnelKind::WebSocket,
+                    listener: conn.listener.name.clone(),
+                    route: route.name.clone(),
+                    peer: record.peer.clone(),
+                    client: conn.client,
+                    fingerprint: conn.client_fingerprint(),
+                },
+                route.metrics.clone(),
+            );
             tokio::spawn(async move {
                 let _guard = guard;
                 // The tunnel counts as in flight to its peer until it closes.
@@ -609,7 +637,17 @@ async fn proxy(
                         return;
                     }
                 };
-                let report = splice(TokioIo::new(client_io), TokioIo::new(upstream_io), idle).await;
+                let client_io = tunnel.client_io(TokioIo::new(client_io));
+                let spliced = splice(client_io, TokioIo::new(upstream_io), idle);
+                // An admin call ends the tunnel by dropping both sides.
+                let ended = tokio::select! {
+                    report = spliced => Some(report),
+                    () = tunnel.closed() => None,
+                };
+                let Some(report) = ended else {
+                    tracing::info!(target: "gangway::access", %client, peer, route = %route_name, "WebSocket tunnel closed by an admin call");
+                    return;
+                };
                 tracing::info!(
                     target: "gangway::access",
                     %client, peer, route = %route_name,

@@ -92,9 +92,12 @@ where
                     Err(error) => Err(format!("the configuration reader failed: {error}")),
                 };
                 match loaded {
-                    Err(errors) => tracing::error!(
-                        "reload refused; the running configuration stays:\n{errors}"
-                    ),
+                    Err(errors) => {
+                        handle.observer.reloaded(false);
+                        tracing::error!(
+                            "reload refused; the running configuration stays:\n{errors}"
+                        );
+                    }
                     // The server logs its own refusal or success.
                     Ok(config) => {
                         let wanted = config.server.access_log.clone();

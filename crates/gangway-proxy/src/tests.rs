@@ -283,6 +283,53 @@ async fn client_connections_get_tcp_keepalive() {
     }
 }
 
+#[test]
+fn close_filters_need_a_known_parameter_and_decode_values() {
+    use crate::admin::tunnel_filter;
+    let filter = tunnel_filter("route=host+a.test+%2Fws%2F&peer=10.0.0.1%3A80").unwrap();
+    assert_eq!(filter.route.as_deref(), Some("host a.test /ws/"));
+    assert_eq!(filter.peer.as_deref(), Some("10.0.0.1:80"));
+    assert_eq!(filter.fingerprint, None);
+    let hex = "ab".repeat(32);
+    let filter = tunnel_filter(&format!("fingerprint={hex}")).unwrap();
+    assert_eq!(filter.fingerprint.unwrap().to_string(), hex);
+    assert!(tunnel_filter("").is_err());
+    assert!(tunnel_filter("&&").is_err());
+    assert!(tunnel_filter("fingerprint=abc").is_err());
+    assert!(tunnel_filter("client=1.2.3.4").is_err());
+}
+
+#[test]
+fn histograms_are_cumulative_and_labels_escaped() {
+    use crate::metrics::{ListenerMetrics, Observer, RouteMetrics};
+    let route = Arc::new(RouteMetrics::new("= /a\"b\\c\n".into(), None));
+    route.request_finished(StatusCode::OK, 3, 4, Duration::from_millis(3));
+    route.request_finished(StatusCode::BAD_GATEWAY, 0, 0, Duration::from_secs(120));
+    route.request_finished(StatusCode::SWITCHING_PROTOCOLS, 0, 0, Duration::ZERO);
+    let listener = Arc::new(ListenerMetrics::new("l".into(), vec![route]));
+    let observer = Observer::default();
+    observer.publish_metrics(vec![listener]);
+    let text = observer.render();
+    let labels = r#"listener="l",route="= /a\"b\\c\n""#;
+    for line in [
+        format!(r#"gangway_requests_total{{{labels},class="1xx"}} 1"#),
+        format!(r#"gangway_requests_total{{{labels},class="2xx"}} 1"#),
+        format!(r#"gangway_requests_total{{{labels},class="5xx"}} 1"#),
+        format!(r#"gangway_request_duration_seconds_bucket{{{labels},le="0.001"}} 1"#),
+        format!(r#"gangway_request_duration_seconds_bucket{{{labels},le="0.005"}} 2"#),
+        format!(r#"gangway_request_duration_seconds_bucket{{{labels},le="60"}} 2"#),
+        format!(r#"gangway_request_duration_seconds_bucket{{{labels},le="+Inf"}} 3"#),
+        format!(r#"gangway_request_duration_seconds_count{{{labels}}} 3"#),
+        format!(r#"gangway_request_duration_seconds_sum{{{labels}}} 120.003"#),
+        format!(r#"gangway_request_body_bytes_total{{{labels}}} 3"#),
+        format!(r#"gangway_response_body_bytes_total{{{labels}}} 4"#),
+        r#"gangway_requests_total{listener="l",route="-",class="4xx"} 0"#.to_owned(),
+        "gangway_ready 0".to_owned(),
+    ] {
+        assert!(text.lines().any(|got| got == line), "{line} not in\n{text}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn fast_requests_on_a_kept_alive_connection_never_meet_a_stale_head_deadline() {
     let (mut io, mut client, state) = guarded(false);

@@ -16,6 +16,10 @@ pub(crate) struct Proxy {
     pub(crate) dir: TempDir,
     /// Reloads the listeners' TLS files in place.
     pub(crate) tls_reloader: gangway_proxy::TlsReloader,
+    /// The admin listener's address, when the configuration has an `[admin]` table.
+    pub(crate) admin: Option<SocketAddr>,
+    /// The engine's counters, as `/metrics` shows them.
+    pub(crate) metrics: gangway_proxy::Metrics,
     /// Swaps the whole configuration, as SIGHUP does.
     pub(crate) reload: gangway_proxy::ReloadHandle,
 }
@@ -38,6 +42,7 @@ impl Proxy {
             .expect("bind");
         let addrs = server.local_addrs().to_vec();
         let tls_reloader = server.tls_reloader();
+        let (admin, metrics) = (server.admin_addr(), server.metrics());
         let reload = server.reload_handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -49,6 +54,8 @@ impl Proxy {
             task: Some(task),
             dir,
             tls_reloader,
+            admin,
+            metrics,
             reload,
         }
     }
@@ -68,11 +75,16 @@ impl Proxy {
         self.addrs[0]
     }
 
-    /// Signals shutdown and waits until the engine has drained.
-    pub(crate) async fn shutdown(mut self) {
+    /// Signals shutdown without waiting for the drain.
+    pub(crate) fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Signals shutdown and waits until the engine has drained.
+    pub(crate) async fn shutdown(mut self) {
+        self.begin_shutdown();
         if let Some(task) = self.task.take() {
             task.await.expect("engine task");
         }
