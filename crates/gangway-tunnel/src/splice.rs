@@ -31,6 +31,9 @@ pub struct SpliceReport {
 /// A read buffer per direction; WebSocket messages are small, and a larger read only
 /// delays nothing because every read is written on at once.
 const BUFFER_SIZE: usize = 16 * 1024;
+/// What an idle or chatty tunnel holds per direction: small messages fit, and a read that
+/// fills it grows the buffer to [`BUFFER_SIZE`] for bulk traffic.
+const INITIAL_BUFFER_SIZE: usize = 2 * 1024;
 
 /// Copies bytes between `client` and `upstream` in both directions until both have closed,
 /// either fails, or `idle_timeout` passes with no byte in either direction. A side that
@@ -84,19 +87,23 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut buffer = vec![0u8; INITIAL_BUFFER_SIZE];
     loop {
         let read = match reader.read(&mut buffer).await {
             Ok(0) => break,
             Ok(read) => read,
             Err(_) => return false,
         };
+        let filled = read == buffer.len();
         mark(start, last_activity);
         if writer.write_all(&buffer[..read]).await.is_err() || writer.flush().await.is_err() {
             return false;
         }
         copied.fetch_add(read as u64, Ordering::Relaxed);
         mark(start, last_activity);
+        if filled && buffer.len() < BUFFER_SIZE {
+            buffer.resize(BUFFER_SIZE, 0);
+        }
     }
     // Pass the half-close on; the other direction keeps running until it closes too.
     writer.shutdown().await.is_ok()

@@ -900,3 +900,28 @@ fn an_http2_websocket_becomes_an_http1_upgrade_with_a_fresh_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn bulk_traffic_after_small_messages_arrives_intact() {
+    // Large duplex buffers, so single reads fill the splice's small buffer and grow it.
+    let (client, mut client_peer) = tokio::io::duplex(256 * 1024);
+    let (upstream, mut upstream_peer) = tokio::io::duplex(256 * 1024);
+    let tunnel = tokio::spawn(splice(client, upstream, Duration::from_secs(30)));
+    let small = b"ping".to_vec();
+    let bulk: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut sent = small.clone();
+    sent.extend_from_slice(&bulk);
+    let writer = tokio::spawn(async move {
+        client_peer.write_all(&small).await.unwrap();
+        client_peer.write_all(&bulk).await.unwrap();
+        client_peer.shutdown().await.unwrap();
+        client_peer
+    });
+    let mut received = Vec::new();
+    upstream_peer.read_to_end(&mut received).await.unwrap();
+    assert!(received == sent, "the bytes changed on the way");
+    drop(writer.await.unwrap());
+    upstream_peer.shutdown().await.unwrap();
+    let report = tunnel.await.unwrap();
+    assert_eq!(report.client_to_upstream, sent.len() as u64);
+}
