@@ -198,14 +198,21 @@ async fn soak_with_reloads_and_upstream_restarts() {
                     continue;
                 };
                 while started.elapsed() < duration {
-                    let sent = ws.send(Message::text("soak")).await.is_ok();
-                    let echoed = sent
-                        && matches!(
-                            tokio::time::timeout(Duration::from_secs(5), ws.next()).await,
-                            Ok(Some(Ok(Message::Text(_))))
-                        );
-                    if !echoed {
-                        counts.failed(&down, "ws echo");
+                    if let Err(error) = ws.send(Message::text("soak")).await {
+                        counts.failed(&down, &format!("ws send: {error}"));
+                        break;
+                    }
+                    // Say which way an echo failed: late, closed, or broken.
+                    let failure =
+                        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                            Ok(Some(Ok(Message::Text(_)))) => None,
+                            Ok(Some(Ok(other))) => Some(format!("ws echo: unexpected {other:?}")),
+                            Ok(Some(Err(error))) => Some(format!("ws echo: {error}")),
+                            Ok(None) => Some("ws echo: the tunnel closed".to_owned()),
+                            Err(_) => Some("ws echo: no answer within 5 s".to_owned()),
+                        };
+                    if let Some(failure) = failure {
+                        counts.failed(&down, &format!("{failure} (at {:?})", started.elapsed()));
                         break;
                     }
                     counts.websocket_messages.fetch_add(1, Ordering::Relaxed);
