@@ -33,9 +33,26 @@ struct Counts {
     /// Failures at any other time: bugs.
     unexpected: AtomicU64,
     websocket_messages: AtomicU64,
+    /// Upstream restarts begun so far: a failure noticed after a restart ended (a
+    /// WebSocket echo times out 5 s after its message) still belongs to that restart.
+    restarts: AtomicU64,
 }
 
 impl Counts {
+    /// The restart count when an exchange starts; pass it to [`Counts::failed`].
+    fn epoch(&self) -> u64 {
+        self.restarts.load(Ordering::SeqCst)
+    }
+
+    fn failed_since(&self, epoch: u64, upstream_down: &AtomicBool, what: &str) {
+        if upstream_down.load(Ordering::SeqCst) || self.epoch() != epoch {
+            self.during_restart.fetch_add(1, Ordering::Relaxed);
+        } else {
+            eprintln!("unexpected failure: {what}");
+            self.unexpected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn failed(&self, upstream_down: &AtomicBool, what: &str) {
         if upstream_down.load(Ordering::SeqCst) {
             self.during_restart.fetch_add(1, Ordering::Relaxed);
@@ -198,8 +215,9 @@ async fn soak_with_reloads_and_upstream_restarts() {
                     continue;
                 };
                 while started.elapsed() < duration {
+                    let epoch = counts.epoch();
                     if let Err(error) = ws.send(Message::text("soak")).await {
-                        counts.failed(&down, &format!("ws send: {error}"));
+                        counts.failed_since(epoch, &down, &format!("ws send: {error}"));
                         break;
                     }
                     // Say which way an echo failed: late, closed, or broken.
@@ -212,7 +230,8 @@ async fn soak_with_reloads_and_upstream_restarts() {
                             Err(_) => Some("ws echo: no answer within 5 s".to_owned()),
                         };
                     if let Some(failure) = failure {
-                        counts.failed(&down, &format!("{failure} (at {:?})", started.elapsed()));
+                        let what = format!("{failure} (at {:?})", started.elapsed());
+                        counts.failed_since(epoch, &down, &what);
                         break;
                     }
                     counts.websocket_messages.fetch_add(1, Ordering::Relaxed);
@@ -245,6 +264,7 @@ async fn soak_with_reloads_and_upstream_restarts() {
         }
         if tick % 7 == 0 {
             upstream_down.store(true, Ordering::SeqCst);
+            counts.restarts.fetch_add(1, Ordering::SeqCst);
             drop(upstream.take());
             tokio::time::sleep(Duration::from_millis(300)).await;
             upstream = Some(EchoOrigin::bind(upstream_addr).await.unwrap().spawn());
