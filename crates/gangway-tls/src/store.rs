@@ -228,6 +228,11 @@ fn san_names(
 
 /// Lower case, without a trailing dot, without a `:port`.
 fn normalise(name: &str) -> String {
+    trim(name).to_ascii_lowercase()
+}
+
+/// `name` without a `:port` suffix and a trailing dot; case is left to the caller.
+fn trim(name: &str) -> &str {
     let name = match name.rsplit_once(':') {
         Some((host, port))
             if !host.contains(':')
@@ -238,7 +243,7 @@ fn normalise(name: &str) -> String {
         }
         _ => name,
     };
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+    name.strip_suffix('.').unwrap_or(name)
 }
 
 fn validate(name: &str) -> Result<String, Error> {
@@ -347,7 +352,8 @@ impl CertificateStore {
         let Some(sni) = sni else {
             return false;
         };
-        if normalise(sni) == normalise(host) {
+        // The common case, Host equal to SNI, costs no allocation.
+        if trim(sni).eq_ignore_ascii_case(trim(host)) {
             return false;
         }
         let snapshot = self.current.load();
