@@ -39,27 +39,46 @@ fn removed_anyway(token: &str) -> bool {
 /// A WebSocket route re-establishes `Upgrade` and `Connection: upgrade` itself after
 /// calling this.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names finds the hop-by-hop ones present, so a message carrying
+    // none (or only `Connection`) costs no hash lookup per absent name. Distinct names
+    // are at most the nine listed, so the array never overflows.
+    let mut present: [Option<HeaderName>; 9] = Default::default();
+    let mut count = 0;
+    let mut connection = false;
+    for name in headers.keys() {
+        if name == CONNECTION {
+            connection = true;
+        }
+        if count < present.len() && is_hop_by_hop(name) {
+            present[count] = Some(name.clone());
+            count += 1;
+        }
+    }
     // Names listed in Connection go first, while Connection is still there to read. The
     // usual tokens (`close`, `keep-alive`, `upgrade`) name nothing that is not removed
     // anyway, so the common case collects nothing and does not allocate.
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !removed_anyway(token))
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
-    for name in named {
+    if connection {
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|token| !removed_anyway(token))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in present.into_iter().flatten() {
         headers.remove(name);
     }
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    for name in &ALWAYS {
-        headers.remove(name);
-    }
+}
+
+/// Whether `name` is removed at every hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name) || ALWAYS.contains(name)
 }
 
 /// Whether `headers` ask for a WebSocket upgrade: `Connection` lists `upgrade` and

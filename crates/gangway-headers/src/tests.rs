@@ -898,6 +898,55 @@ fn forwarding_appends_and_replaces() {
     assert_eq!(headers["x-forwarded-proto"], "http");
 }
 
+proptest! {
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them(
+        v4 in any::<[u8; 4]>(),
+        v6 in any::<[u16; 8]>(),
+    ) {
+        for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
+            let mut out = String::from("x");
+            crate::forwarding::push_ip(&mut out, ip);
+            prop_assert_eq!(out, format!("x{ip}"));
+        }
+    }
+}
+
+#[test]
+fn x_real_ip_is_the_client_alone_with_or_without_a_trusted_list() {
+    let balancer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+    let policy = ForwardingPolicy::new().trusted_networks(["10.0.0.0/8".parse().expect("network")]);
+    for (incoming, forwarded_for) in [
+        (None, "10.0.0.9"),
+        (Some("203.0.113.7"), "203.0.113.7, 10.0.0.9"),
+    ] {
+        let mut h = HeaderMap::new();
+        if let Some(incoming) = incoming {
+            h.insert("x-forwarded-for", HeaderValue::from_static(incoming));
+        }
+        policy.apply(&mut h, balancer, ForwardedProto::Http, None, 80);
+        assert_eq!(h["x-forwarded-for"], forwarded_for);
+        assert_eq!(h["x-real-ip"], "10.0.0.9");
+    }
+}
+
+#[test]
+fn only_present_hop_by_hop_headers_are_touched() {
+    let mut h = headers(&[
+        ("host", "example.com"),
+        ("transfer-encoding", "gzip"),
+        ("transfer-encoding", "chunked"),
+        ("accept", "*/*"),
+    ]);
+    strip_hop_by_hop(&mut h);
+    let left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["host", "accept"]);
+    let untouched = headers(&[("host", "example.com"), ("accept", "*/*")]);
+    let mut h = untouched.clone();
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, untouched);
+}
+
 #[test]
 fn forwarding_without_client_value_starts_the_list() {
     let mut headers = HeaderMap::new();

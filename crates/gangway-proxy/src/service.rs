@@ -364,6 +364,23 @@ async fn dispatch(
     }
 }
 
+/// `scheme://peer/target` for one try, from parts that were parsed before.
+fn upstream_uri(
+    client: &gangway_upstream::UpstreamClient<UpstreamBody>,
+    peer: &gangway_upstream::Peer,
+    target: &PathAndQuery,
+) -> Result<Uri, RequestError> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(client.uri_scheme());
+    parts.authority = Some(match peer.uri_authority() {
+        Some(authority) => authority.clone(),
+        None => http::uri::Authority::try_from(peer.authority())
+            .map_err(|error| RequestError::UpstreamRequest(error.into()))?,
+    });
+    parts.path_and_query = Some(target.clone());
+    Uri::from_parts(parts).map_err(|error| RequestError::UpstreamRequest(error.into()))
+}
+
 /// What the route prepared for the upstream request and the response.
 struct Outbound<'r> {
     upstream_target: String,
@@ -513,12 +530,7 @@ async fn proxy(
         } else {
             std::mem::take(&mut headers)
         };
-        let uri = Uri::builder()
-            .scheme(upstream.client.scheme())
-            .authority(attempt.peer().authority())
-            .path_and_query(target.clone())
-            .build()
-            .map_err(RequestError::UpstreamRequest)?;
+        let uri = upstream_uri(&upstream.client, attempt.peer(), &target)?;
         let mut outbound = Request::new(try_body);
         *outbound.method_mut() = method.clone();
         *outbound.uri_mut() = uri;

@@ -100,6 +100,14 @@ where
         }
     }
 
+    /// [`scheme`](Self::scheme) as a URI part.
+    pub fn uri_scheme(&self) -> http::uri::Scheme {
+        match self.inner {
+            Inner::Http(_) => http::uri::Scheme::HTTP,
+            Inner::Https(_) => http::uri::Scheme::HTTPS,
+        }
+    }
+
     /// Sends a request whose URI is absolute (`scheme://peer/path?query`). A kept-alive
     /// connection to the peer is reused when one is idle; the `Host` header, when set, is
     /// sent as it is.

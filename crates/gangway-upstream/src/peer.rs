@@ -29,6 +29,8 @@ pub struct Peer {
     port: u16,
     weight: u32,
     authority: String,
+    /// `authority` parsed once, so a request's URI is put together without parsing.
+    uri_authority: Option<http::uri::Authority>,
     scheme: Scheme,
     route: Option<String>,
     max_fails: u32,
@@ -46,11 +48,13 @@ impl Peer {
         } else {
             format!("{host}:{port}")
         };
+        let uri_authority = http::uri::Authority::from_maybe_shared(authority.clone()).ok();
         Self {
             host,
             port,
             weight,
             authority,
+            uri_authority,
             scheme: Scheme::HTTP,
             route: None,
             max_fails: 1,
@@ -120,6 +124,12 @@ impl Peer {
     /// `host:port`, with brackets around an IPv6 address: the URI authority.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// [`authority`](Self::authority) as a URI part, parsed when the peer was made; `None`
+    /// when the host cannot appear in a URI.
+    pub fn uri_authority(&self) -> Option<&http::uri::Authority> {
+        self.uri_authority.as_ref()
     }
 
     /// `http` or `https`.
