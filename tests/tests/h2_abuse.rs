@@ -10,7 +10,7 @@
 //! - streams beyond `SETTINGS_MAX_CONCURRENT_STREAMS`;
 //! - header lists over `max_header_size`, also as an HPACK dynamic-table amplification;
 //! - PING and SETTINGS floods from a client that reads nothing;
-//! - a download to a client that opens no flow-control window.
+//! - a download to a client that opens no flow-control window, or stops reading its socket.
 
 mod common;
 
@@ -41,6 +41,7 @@ const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
 const DATA: u8 = 0x0;
 
@@ -892,6 +893,45 @@ async fn a_download_to_a_client_that_opens_no_window_is_bounded_and_reset_after_
             break;
         }
     }
+}
+
+/// A client that opens every window but stops reading its socket: the proxy's writes
+/// block, h2's send buffer fills, and the stream must be reset after the route's
+/// `body_idle_timeout` (1 s here) with the upstream connection closed, the upstream having
+/// written only what buffers hold.
+#[tokio::test]
+async fn a_download_to_a_client_that_stops_reading_its_socket_frees_the_upstream_after_the_idle_timeout()
+ {
+    const BODY: u64 = 1024 * 1024 * 1024;
+    let origin = DownloadOrigin::start(BODY).await;
+    let proxy = front_with(origin.addr, "1s").await;
+    let mut connected = connect(proxy.addr(), &[(SETTINGS_INITIAL_WINDOW_SIZE, 0x7fff_ffff)]).await;
+    let mut request = frame(WINDOW_UPDATE, 0, 0, &0x7fff_0000u32.to_be_bytes());
+    request.extend(get(1, "/download"));
+    connected.stream.write_all(&request).await.expect("write");
+    let started = Instant::now();
+    // Read nothing; wait for the upstream connection to be closed.
+    let deadline = started + Duration::from_secs(15);
+    while !origin.ended.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream connection is still open after 15 s; it wrote {} bytes",
+            origin.written.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let written = origin.written.load(Ordering::SeqCst);
+    eprintln!("unread download: upstream closed after {elapsed:?}, having written {written} bytes");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed after {elapsed:?}"
+    );
+    assert!(
+        written < 64 * 1024 * 1024,
+        "the upstream wrote {written} bytes to a client that reads nothing"
+    );
+    drop(connected);
 }
 
 /// The stall guard cuts only streams that take nothing: a client that reads a 32 MiB
