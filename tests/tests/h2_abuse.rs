@@ -580,7 +580,7 @@ async fn a_continuation_flood_is_cut_off_near_the_header_limit_and_reaches_nothi
     assert!(
         matches!(
             goaway.error_code(),
-            Some(ENHANCE_YOUR_CALM | COMPRESSION_ERROR | PROTOCOL_ERROR)
+            Some(ENHANCE_YOUR_CALM | COMPRESSION_ERROR)
         ),
         "GOAWAY code: {goaway:?}"
     );
@@ -683,8 +683,8 @@ fn stream_id(i: usize) -> u32 {
 }
 
 /// Header lists over `max_header_size`, sent plainly and as an HPACK amplification (one
-/// 4 KiB field in the dynamic table, then referenced by its one-byte index), get 431 or a
-/// stream or connection error and never reach the upstream.
+/// 4,000-byte field in the dynamic table, then referenced 400 times by its one-byte index),
+/// get 431 or GOAWAY ENHANCE_YOUR_CALM and never reach the upstream.
 #[tokio::test]
 async fn header_lists_over_the_limit_never_reach_the_upstream() {
     let origin = RecordingOrigin::start().await;
@@ -699,7 +699,8 @@ async fn header_lists_over_the_limit_never_reach_the_upstream() {
     let plain = request_block("/plain", &[("x-a", &big), ("x-b", &big), ("x-c", &big)]);
     assert!(plain.len() > MAX_HEADER_BYTES);
     let mut amplified = request_block("/amplified", &[]);
-    literal_indexed(&mut amplified, "x-big", &big);
+    // 32 + 5 + 4000 bytes fits the default 4,096-byte dynamic table (RFC 7541 §4.1).
+    literal_indexed(&mut amplified, "x-big", &big[..4000]);
     // 400 one-byte references decode to 1.6 MiB of header fields.
     amplified.extend(std::iter::repeat_n(0x80 | 62, 400));
     assert!(amplified.len() < MAX_HEADER_BYTES);
@@ -726,13 +727,24 @@ async fn header_lists_over_the_limit_never_reach_the_upstream() {
         }
         let seen = reader.await.expect("reader");
         let status = seen.frames.iter().find_map(Frame::status);
-        let reset = seen.resets().find(|frame| frame.stream == 1);
-        assert!(
-            status == Some(431) || reset.is_some() || seen.goaway().is_some(),
-            "{name}: no 431 and no stream or connection error: {:?}",
-            seen.frames
-        );
+        let reset = seen
+            .resets()
+            .find(|frame| frame.stream == 1)
+            .and_then(Frame::error_code);
+        let goaway = seen.goaway().and_then(Frame::error_code);
+        eprintln!("{name}: status {status:?}, reset {reset:?}, GOAWAY {goaway:?}");
         assert_ne!(status, Some(200), "{name}: answered 200");
+        match name {
+            // h2 answers a header list over the limit with 431 on the stream.
+            "plain" => assert_eq!(status, Some(431), "{name}: {:?}", seen.frames),
+            // Decoding far past the limit is abuse: the connection goes (a decoding error,
+            // PROTOCOL_ERROR, would mean the block was not the amplification meant here).
+            _ => assert!(
+                status == Some(431) || goaway == Some(ENHANCE_YOUR_CALM),
+                "{name}: {:?}",
+                seen.frames
+            ),
+        }
     }
     assert!(
         paths(&origin).is_empty(),

@@ -469,6 +469,8 @@ where
         .max_local_error_reset_streams(1024)
         // WebSockets over HTTP/2 (RFC 8441).
         .enable_connect_protocol()
+        // A client that leaves the keep-alive PING unanswered for 20 s is disconnected,
+        // also one that stopped reading its socket (hyper's default timeout, pinned).
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     let client = conn.client;
