@@ -4,7 +4,8 @@
 //! limit (also without `Content-Length`) and the idle timeout, and counting bytes.
 //! [`ResponseBody`] carries the answer to the client with the same idle timeout, counts
 //! bytes, tells the connection guard when the response is done, and writes the access-log
-//! line when it ends.
+//! line when it ends. Under HTTP/2 it also keeps its stream's stall guard
+//! ([`crate::stall`]) told whether a frame waits for the client.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use gangway_upstream::{InFlight, RetryBody};
 use crate::access::AccessRecord;
 use crate::conn_io::ConnState;
 use crate::metrics::RouteMetrics;
+use crate::stall::StallWatch;
 
 /// Errors inside a body stream, boxed as hyper expects.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -236,7 +238,18 @@ pub(crate) struct ResponseBody {
     finish: Option<Finish>,
     /// Counts the request as in flight to its peer until the body has ended.
     in_flight: Option<InFlight>,
+    /// Under HTTP/2, the stream's stall guard: told when a frame waits for the client.
+    stall: Option<Arc<StallWatch>>,
+    /// Whether the body has looked for its stream's stall guard (on its first poll).
+    stall_joined: bool,
+    /// Under HTTP/2, the rest of an upstream chunk handed out in pieces.
+    rest: Option<Bytes>,
 }
+
+/// Under HTTP/2, upstream chunks are handed to hyper in pieces of at most one default
+/// frame, so that the stall guard's deadline is about one frame's worth of progress and not
+/// about a whole upstream read (up to hundreds of KiB).
+const STALL_PIECE: usize = 16 * 1024;
 
 /// What happens when the response ends: the access-log line, the route's metrics and the
 /// connection guard.
@@ -260,6 +273,9 @@ impl ResponseBody {
             bytes: 0,
             finish: None,
             in_flight: None,
+            stall: None,
+            stall_joined: false,
+            rest: None,
         }
     }
 
@@ -280,6 +296,9 @@ impl ResponseBody {
             bytes: 0,
             finish: None,
             in_flight: None,
+            stall: None,
+            stall_joined: false,
+            rest: None,
         }
     }
 
@@ -302,15 +321,34 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.idle.is_some() && !this.stall_joined {
+            // Only a streaming body under HTTP/2 has a stall guard.
+            this.stall = StallWatch::current();
+            this.stall_joined = true;
+        }
+        if let Some(stall) = &this.stall {
+            // Asked for the next frame: the client took the last one.
+            stall.taken();
+        }
+        if let Some(rest) = this.rest.take() {
+            // The upstream's chunk is still being passed on: its silence does not count.
+            if let Some(idle) = &mut this.idle {
+                idle.touch();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(this.hand_out(rest)))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(idle) = &mut this.idle {
                     idle.touch();
                 }
-                if let Some(data) = frame.data_ref() {
-                    this.bytes += data.len() as u64;
+                match frame.into_data() {
+                    Ok(data) => {
+                        this.bytes += data.len() as u64;
+                        Poll::Ready(Some(Ok(Frame::data(this.hand_out(data)))))
+                    }
+                    Err(frame) => Poll::Ready(Some(Ok(frame))),
                 }
-                Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
                 if let Some(finish) = &mut this.finish {
@@ -340,17 +378,54 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let hint = self.inner.size_hint();
+        let Some(rest) = &self.rest else {
+            return hint;
+        };
+        let rest = rest.len() as u64;
+        let mut with_rest = SizeHint::new();
+        with_rest.set_lower(hint.lower().saturating_add(rest));
+        if let Some(upper) = hint.upper() {
+            with_rest.set_upper(upper.saturating_add(rest));
+        }
+        with_rest
+    }
+}
+
+impl ResponseBody {
+    /// Under HTTP/2, the next piece of `data` for hyper, keeping the rest and arming the
+    /// stall guard; otherwise `data` itself.
+    fn hand_out(&mut self, mut data: Bytes) -> Bytes {
+        let (Some(stall), Some(idle)) = (&self.stall, &self.idle) else {
+            return data;
+        };
+        if data.is_empty() {
+            return data;
+        }
+        if data.len() > STALL_PIECE {
+            self.rest = Some(data.split_off(STALL_PIECE));
+        }
+        stall.handed_out(idle.timeout);
+        data
     }
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let Some(finish) = self.finish.take() {
+        if let Some(mut finish) = self.finish.take() {
+            if self.stall.as_ref().is_some_and(|stall| stall.was_cut()) {
+                let timeout = self
+                    .idle
+                    .as_ref()
+                    .map_or(Duration::ZERO, |idle| idle.timeout);
+                finish
+                    .record
+                    .fail(format!("the client took no response data for {timeout:?}"));
+            }
             let record = &finish.record;
             let bytes_in = record
                 .request_body

@@ -63,6 +63,7 @@ mod runtime;
 mod server;
 mod service;
 mod signal;
+mod stall;
 #[cfg(test)]
 mod tests;
 mod tunnels;

@@ -11,7 +11,7 @@ use gangway_config::Config;
 use gangway_tls::{Reload, ReloadReport};
 use gangway_upstream::HealthChecker;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::crypto::CryptoProvider;
@@ -29,6 +29,10 @@ use crate::listeners::{
 use crate::metrics::{Metrics, Observer};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
+use crate::stall::StallExecutor;
+
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` of every HTTP/2 connection.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Counts work that outlives its HTTP connection (WebSocket tunnels) so that shutdown can
 /// wait for it.
@@ -436,7 +440,9 @@ async fn serve_http<I>(io: I, conn: Arc<Connection>, runtime: &ListenerRuntime, 
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/2 streams run as their own tasks, each under a guard that resets a stream whose
+    // client takes no response data for the route's body idle timeout.
+    let mut builder = auto::Builder::new(StallExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -448,10 +454,25 @@ where
     builder
         .http2()
         .timer(TokioTimer::new())
+        // Also bounds CONTINUATION floods: h2 allows about this many bytes of header block
+        // in 16 KiB frames (at least 5 frames) before GOAWAY ENHANCE_YOUR_CALM.
         .max_header_list_size(u32::try_from(runtime.max_header_bytes).unwrap_or(u32::MAX))
+        // Each stream is an upstream request: this caps the fan-out of one connection.
+        // 100 is the floor RFC 9113 §6.5.2 recommends; hyper's default is 200.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Rapid reset (CVE-2023-44487): streams the client resets before they are
+        // accepted; past this many at once the connection gets GOAWAY ENHANCE_YOUR_CALM.
+        // h2's default, pinned so that an upgrade cannot loosen it unnoticed.
+        .max_pending_accept_reset_streams(20)
+        // Streams the proxy has to reset for the client's protocol errors (RUSTSEC-2024-0003);
+        // hyper's default, pinned likewise.
+        .max_local_error_reset_streams(1024)
         // WebSockets over HTTP/2 (RFC 8441).
         .enable_connect_protocol()
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        // A client that leaves the keep-alive PING unanswered for 20 s is disconnected,
+        // also one that stopped reading its socket (hyper's default timeout, pinned).
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let client = conn.client;
     let service = service_fn(move |request| serve(conn.clone(), request));
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

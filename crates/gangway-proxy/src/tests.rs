@@ -349,3 +349,100 @@ async fn fast_requests_on_a_kept_alive_connection_never_meet_a_stale_head_deadli
         );
     }
 }
+
+/// The HTTP/2 stall guard, with a task spawned as hyper spawns a stream.
+mod stall_guard {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body::Body;
+    use http_body_util::BodyExt;
+    use hyper::rt::Executor;
+    use tokio::sync::{mpsc, oneshot};
+
+    use crate::body::ResponseBody;
+    use crate::stall::StallExecutor;
+
+    /// A task that holds `body`, takes one frame from it, and then takes a frame each
+    /// time `more` says so. It reports each frame's size and, when it ends (or is dropped),
+    /// closes `ended`.
+    fn spawn_stream(
+        http2: bool,
+        body: ResponseBody,
+    ) -> (
+        mpsc::UnboundedReceiver<(usize, bool)>,
+        mpsc::UnboundedSender<()>,
+        oneshot::Receiver<()>,
+    ) {
+        let (sizes, sizes_rx) = mpsc::unbounded_channel();
+        let (more_tx, mut more) = mpsc::unbounded_channel::<()>();
+        let (ended, ended_rx) = oneshot::channel::<()>();
+        let task = async move {
+            let _ended = ended;
+            let mut body = body;
+            loop {
+                let Some(Ok(frame)) = body.frame().await else {
+                    return;
+                };
+                let size = frame.into_data().map_or(0, |data| data.len());
+                let _ = sizes.send((size, body.is_end_stream()));
+                if more.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        if http2 {
+            StallExecutor.execute(task);
+        } else {
+            tokio::spawn(task);
+        }
+        (sizes_rx, more_tx, ended_rx)
+    }
+
+    fn body(len: usize) -> ResponseBody {
+        let full = http_body_util::Full::new(Bytes::from(vec![7u8; len]));
+        ResponseBody::streaming(full, Duration::from_secs(10))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_stream_whose_client_takes_no_frame_ends_after_the_idle_timeout() {
+        let (mut sizes, _more, mut ended) = spawn_stream(true, body(1024));
+        assert_eq!(sizes.recv().await, Some((1024, true)));
+        tokio::time::sleep(Duration::from_millis(9_900)).await;
+        assert!(
+            ended.try_recv().is_err(),
+            "still running before the timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            matches!(ended.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "ended after the timeout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_http2_stream_that_takes_a_frame_within_each_timeout_is_not_cut() {
+        let (mut sizes, more, mut ended) = spawn_stream(true, body(64 * 1024));
+        for expected in [
+            (16 * 1024, false),
+            (16 * 1024, false),
+            (16 * 1024, false),
+            (16 * 1024, true),
+        ] {
+            assert_eq!(sizes.recv().await, Some(expected));
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            assert!(ended.try_recv().is_err(), "cut while taking frames");
+            more.send(()).expect("the task runs");
+        }
+        // The body has ended; the task ends with it.
+        assert!(ended.await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outside_http2_chunks_pass_whole_and_nothing_is_cut() {
+        let (mut sizes, _more, mut ended) = spawn_stream(false, body(64 * 1024));
+        assert_eq!(sizes.recv().await, Some((64 * 1024, true)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(ended.try_recv().is_err(), "an HTTP/1.1 task is not cut");
+    }
+}
