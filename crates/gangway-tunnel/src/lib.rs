@@ -64,10 +64,17 @@ mod bridge;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod error;
+mod frames;
+#[cfg(test)]
+mod frames_tests;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod probe;
 mod relay;
 mod splice;
+#[cfg(test)]
+mod splice_tests;
 #[cfg(test)]
 mod tests;
 mod ticket;
@@ -86,5 +93,5 @@ pub use relay::{
     Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,
     RelayReport, RelayRole, SESSION_ID_MAX_LEN, SESSION_ID_MIN_LEN,
 };
-pub use splice::{SpliceEnd, SpliceReport, splice};
+pub use splice::{SpliceEnd, SpliceReport, WebSocketClose, splice, splice_websocket};
 pub use ticket::{pick_relay_instance, sign_ticket};
