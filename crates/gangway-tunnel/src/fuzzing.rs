@@ -129,9 +129,9 @@ pub fn reference_parse(data: &[u8]) -> Parsed {
     parsed
 }
 
-/// Feeds `data` to a [`FrameTracker`] in chunks of the given lengths (cycled; a zero is
+/// Feeds `data` to the splice's `FrameTracker` in chunks of the given lengths (cycled; a zero is
 /// read as one) and returns where frames ended, with their opcodes, and whether the
-/// tracker lost the framing. Also checks [`FrameTracker::advance`]'s contract on the way.
+/// tracker lost the framing. Also checks the contract of its `advance` on the way.
 pub fn track_in_chunks(data: &[u8], chunks: &[usize]) -> (Vec<(usize, u8)>, bool) {
     let mut tracker = FrameTracker::new();
     let mut ends = Vec::new();
