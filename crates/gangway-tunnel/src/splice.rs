@@ -139,6 +139,7 @@ where
         framed.then(|| Framing {
             tracker: FrameTracker::new(),
             requested: requested.clone(),
+            watching: true,
             mask,
         })
     };
@@ -189,6 +190,8 @@ where
 struct Framing {
     tracker: FrameTracker,
     requested: watch::Receiver<Option<WebSocketClose>>,
+    /// Whether a close may still be asked for.
+    watching: bool,
     /// Whether the close frame this direction writes is masked (it goes to the upstream).
     mask: bool,
 }
@@ -221,15 +224,16 @@ where
     let mut reader_closed = false;
     loop {
         let read = match framing.as_mut() {
-            Some(framing) if phase == Phase::Relay => {
+            Some(framing) if phase == Phase::Relay && framing.watching => {
                 tokio::select! {
                     // Reading is cancel-safe, and a write in progress is never interrupted,
                     // so the close never cuts a frame short.
                     biased;
                     changed = framing.requested.changed() => {
                         let request = *framing.requested.borrow_and_update();
-                        // The sender lives as long as the splice, so `changed` only fails
-                        // once it ended; without a request there is nothing to do.
+                        // The sender lives as long as the splice; should it be gone, no
+                        // close can come, so stop watching rather than wake up again.
+                        framing.watching = changed.is_ok();
                         if let (Ok(()), Some(request)) = (changed, request) {
                             phase = Phase::ToBoundary(request);
                             let Ok(step) =
