@@ -329,3 +329,47 @@ async fn a_frame_in_flight_when_the_close_is_due_ends_before_the_close_frame() {
         .await
         .unwrap();
 }
+
+/// A relay session (a device and a viewer, paired) and a device still waiting for its
+/// partner when the close is due: each of the three peers gets a close frame with 1001
+/// from the relay, after the message the device had sent reached the viewer.
+#[tokio::test]
+async fn relay_peers_get_a_1001_close_near_the_end_of_the_drain() {
+    let upstream = Upstream::start().await;
+    let slow = SlowOrigin::start(Duration::from_millis(1)).await;
+    let toml = format!(
+        "{}\n[[listener.route]]\npath = \"/relay/\"\nrelay = {{ pairing_timeout = \"30s\" }}\n",
+        config(upstream.addr, slow.addr(), "2s")
+    );
+    let mut proxy = Proxy::start(&toml).await;
+    let join = |path: String| {
+        let addr = proxy.addr();
+        async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let url = format!("ws://app.test{path}");
+            tokio_tungstenite::client_async(url, stream)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let session = "k3Jd9_aQ-Zx81mNpLr4TbWq7";
+    let mut device = join(format!("/relay/{session}?role=device")).await;
+    let mut viewer = join(format!("/relay/{session}?role=viewer")).await;
+    let mut waiting = join("/relay/Zq9_LmW3-Ab7cDe8Fg0HiJ2k?role=device".to_owned()).await;
+    device.send(Message::text("frame 1")).await.unwrap();
+
+    proxy.begin_shutdown();
+    let (viewer_got, viewer_close) = until_close(&mut viewer).await;
+    assert_eq!(viewer_got, vec![Message::text("frame 1")]);
+    assert_eq!(viewer_close, going_away());
+    for ws in [&mut device, &mut waiting] {
+        let (got, close) = until_close(ws).await;
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(close, going_away());
+    }
+    let _ = tokio::join!(device.next(), viewer.next(), waiting.next());
+    tokio::time::timeout(Duration::from_secs(3), proxy.shutdown())
+        .await
+        .unwrap();
+}

@@ -38,7 +38,7 @@ const ADMIN_CLOSE: WebSocketClose = WebSocketClose {
 
 /// The close frame a WebSocket tunnel gets near the end of the drain at shutdown; the
 /// handshake gets the time the drain leaves it instead of this timeout.
-const SHUTDOWN_CLOSE: WebSocketClose = WebSocketClose {
+pub(crate) const SHUTDOWN_CLOSE: WebSocketClose = WebSocketClose {
     code: 1001,
     reason: "going away",
     timeout: Duration::from_secs(3),
