@@ -531,18 +531,21 @@ async fn tunnels_are_listed_and_closed_by_route() {
 
     let (status, body) = admin_call(admin, "POST", "/tunnels/close?route=%2Fws", None).await;
     assert_eq!((status, body.trim()), (200, r#"{"closed":1}"#));
-    // The client sees its connection end, without a further echo.
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) => return,
-                Some(Ok(Message::Close(_))) => {}
-                Some(Ok(other)) => panic!("unexpected {other:?} after the close"),
-            }
-        }
+    // The client gets a close frame, 1001 with the reason, then its connection ends.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let close = match ws.next().await {
+            Some(Ok(Message::Close(frame))) => frame,
+            other => panic!("unexpected {other:?} before the close frame"),
+        };
+        let rest = ws.next().await;
+        (close, rest)
     })
     .await;
-    assert!(ended.is_ok(), "the client's WebSocket was not closed");
+    let (close, rest) = closed.expect("the client's WebSocket was closed in time");
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "closed by the operator");
+    assert!(rest.is_none(), "{rest:?}");
 
     let samples = scrape_until(admin, |samples| {
         value(samples, "gangway_open_tunnels", &labels) == Some(0.0)

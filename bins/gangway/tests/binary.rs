@@ -126,24 +126,38 @@ async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
     assert!(status.success(), "{status}");
 }
 
+/// A request in flight (2 s) and an open WebSocket at SIGTERM, with a 5 s drain: new
+/// connections are refused, the request is answered, the WebSocket gets a close frame with
+/// 1001 about 2.5 s into the drain (half way, as the drain is under 6 s), and the process
+/// exits 0 once both are done.
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_exits_0() {
     let origin = SlowOrigin::start(Duration::from_secs(2)).await;
+    let echo = gangway_e2e::origins::start_echo().await;
     let dir = TempDir::new("sigterm");
     let config = dir.path().join("gangway.toml");
     let listen = gangway_e2e::origins::refused_addr();
     std::fs::write(
         &config,
         format!(
-            "[server]\ndrain_timeout = \"20s\"\n\n[[upstream]]\nname = \"slow\"\npeers = [\"http://{}\"]\n\n\
-             [[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/\"\nproxy = \"slow\"\n",
-            origin.addr()
+            "[server]\ndrain_timeout = \"5s\"\n\n[[upstream]]\nname = \"slow\"\npeers = [\"http://{}\"]\n\n\
+             [[upstream]]\nname = \"echo\"\npeers = [\"http://{}\"]\n\n\
+             [[listener]]\naddress = \"{listen}\"\n\n[[listener.route]]\npath = \"/\"\nproxy = \"slow\"\n\n\
+             [[listener.route]]\npath = \"/ws\"\nproxy = \"echo\"\nwebsocket = true\n",
+            origin.addr(),
+            echo.local_addr()
         ),
     )
     .unwrap();
     let mut child = start_run(&config, &[], false);
     // Wait until the listener accepts (bounded).
     let stream = connect_when_listening(listen).await;
+    let ws_stream = TcpStream::connect(listen).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://app.test/ws", ws_stream)
+        .await
+        .unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
     let request = http::Request::get("/slow")
         .header("host", "app.test")
         .body(Full::<Bytes>::default())
@@ -160,6 +174,21 @@ async fn sigterm_lets_the_request_in_flight_finish_refuses_new_connections_and_e
     let response = in_flight.await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), "slow");
+    let close = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001);
+            assert_eq!(frame.reason.as_str(), "going away");
+        }
+        other => panic!("expected a close frame with 1001, got {other:?}"),
+    }
+    // Reading on sends the client's answer; then the connection ends.
+    let rest = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap();
+    assert!(rest.is_none(), "{rest:?}");
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }

@@ -15,7 +15,8 @@
 //! an oversized one, 413 for a body over the route's limit (by `Content-Length` or while
 //! streaming), 502 for an upstream that refuses or fails, 504 for one that does not answer
 //! in time. On shutdown the listening sockets close at once and work in flight gets the
-//! drain timeout to finish. TLS certificates, keys, client CAs and CRLs are reloaded in
+//! drain timeout to finish; WebSockets still open near its end are closed with a close
+//! frame (1001) on both sides. TLS certificates, keys, client CAs and CRLs are reloaded in
 //! place when their files change and on SIGHUP ([`reload_on_hangup`]); a broken file keeps
 //! the old material.
 //!

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gangway_tunnel::{Relay, validate_upgrade_request};
+use gangway_tunnel::{Relay, WebSocketClose, validate_upgrade_request};
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::ResponseBody;
 use crate::error::RequestError;
 use crate::metrics::RouteMetrics;
-use crate::service::Connection;
+use crate::service::{Connection, SHUTDOWN_CLOSE};
 use crate::tunnels::{TunnelInfo, TunnelKind};
 
 /// Admits the peer (400 for a malformed upgrade, the relay's 400/403/404/409 for a refused
@@ -53,12 +53,20 @@ pub(crate) fn serve(
         metrics,
     );
     tokio::spawn(async move {
-        let _guard = guard;
         match upgrade.await {
             Ok(io) => {
                 // Closed by an admin call, the peer's side reads as ended and the relay
-                // ends the session for both.
-                let report = admission.run(tunnel.client_io(TokioIo::new(io))).await;
+                // ends the session for both. Near the end of the drain the relay closes
+                // it with 1001 to both peers, as a proxied WebSocket is closed.
+                let close = async {
+                    let window = guard.closing().await;
+                    WebSocketClose {
+                        timeout: window,
+                        ..SHUTDOWN_CLOSE
+                    }
+                };
+                let io = tunnel.client_io(TokioIo::new(io));
+                let report = admission.run_until(io, close).await;
                 tracing::info!(
                     target: "gangway::access",
                     %client, %route, role,

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -35,7 +35,7 @@ use crate::stall::StallExecutor;
 const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Counts work that outlives its HTTP connection (WebSocket tunnels) so that shutdown can
-/// wait for it.
+/// wait for it, and tells it when the drain is about to end.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tracker {
     inner: Arc<TrackerInner>,
@@ -45,6 +45,11 @@ pub(crate) struct Tracker {
 struct TrackerInner {
     active: AtomicUsize,
     idle: Notify,
+    /// Set once the drain nears its end; the tracked work should close now.
+    closing: AtomicBool,
+    /// How long the tunnels have for their close handshake, in milliseconds.
+    close_window_ms: AtomicU64,
+    close: Notify,
 }
 
 /// Held while tracked work runs.
@@ -70,6 +75,29 @@ impl Tracker {
             notified.await;
         }
     }
+
+    /// Asks every tracked tunnel to close within `window`, and every one entered from now
+    /// on.
+    fn close_all(&self, window: Duration) {
+        let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.inner.close_window_ms.store(millis, Ordering::Release);
+        self.inner.closing.store(true, Ordering::Release);
+        self.inner.close.notify_waiters();
+    }
+}
+
+impl TrackerGuard {
+    /// Completes when shutdown asks tunnels to close (at once if it already has), with the
+    /// time they have for it.
+    pub(crate) async fn closing(&self) -> Duration {
+        loop {
+            let notified = self.inner.close.notified();
+            if self.inner.closing.load(Ordering::Acquire) {
+                return Duration::from_millis(self.inner.close_window_ms.load(Ordering::Acquire));
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Drop for TrackerGuard {
@@ -79,6 +107,11 @@ impl Drop for TrackerGuard {
         }
     }
 }
+
+/// How long before the end of the drain WebSocket tunnels are sent their close frames, so
+/// that the close handshake still fits in the drain timeout. A drain shorter than twice
+/// this closes them half way through instead, with half the drain for the handshake.
+pub(crate) const WEBSOCKET_CLOSE_WINDOW: Duration = Duration::from_secs(3);
 
 /// A bound, ready-to-run proxy: every listener's socket is open when [`Server::bind`]
 /// returns, so a caller can learn the ports (`:0` in tests) before serving.
@@ -266,14 +299,27 @@ impl Server {
         tracing::info!("shutting down: no new connections; draining for up to {drain_timeout:?}");
         set.stop_accepting().await;
         drop(set);
-        let drained = tokio::time::timeout(drain_timeout, async {
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        let close_window = WEBSOCKET_CLOSE_WINDOW.min(drain_timeout / 2);
+        let close_at = deadline - close_window;
+        let drain = async {
             // Every accept loop has ended, so this is the last holder.
             if let Ok(graceful) = Arc::try_unwrap(graceful) {
                 graceful.shutdown().await;
             }
             tunnels.wait_idle().await;
-        })
-        .await;
+        };
+        tokio::pin!(drain);
+        // Requests and tunnels run on until close to the deadline; then WebSockets are
+        // sent their close frames, with time left for the close handshake.
+        let drained = match tokio::time::timeout_at(close_at, &mut drain).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                tracing::info!("drain nearly over: closing the WebSocket tunnels still open");
+                tunnels.close_all(close_window);
+                tokio::time::timeout_at(deadline, &mut drain).await
+            }
+        };
         match drained {
             Ok(()) => tracing::info!("drained; stopped"),
             Err(_) => tracing::warn!("drain timeout passed; closing what is still open"),

@@ -2,13 +2,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gangway_headers::{ForwardedProto, Rendered, strip_hop_by_hop, strip_hop_by_hop_keep_upgrade};
 use gangway_tunnel::{
-    accepts_key, is_upgrade_request, splice, upgrade_from_extended_connect,
-    validate_upgrade_request,
+    WebSocketClose, accepts_key, is_upgrade_request, splice_websocket,
+    upgrade_from_extended_connect, validate_upgrade_request,
 };
 use gangway_upstream::{Failure, Reclaim, RequestInfo, RetryBody};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, SEC_WEBSOCKET_ACCEPT};
@@ -26,6 +26,23 @@ use crate::runtime::{ListenerRuntime, PathRewrite, RouteAction, RouteRuntime, Up
 use crate::server::Tracker;
 use crate::tunnels::{TunnelInfo, TunnelKind};
 use crate::vars::RequestFacts;
+
+/// The close frame a WebSocket tunnel gets when an admin call closes it: 1001, as for a
+/// server going away, so that the client reconnects (through the balancer, to another
+/// peer when the call drained one).
+const ADMIN_CLOSE: WebSocketClose = WebSocketClose {
+    code: 1001,
+    reason: "closed by the operator",
+    timeout: Duration::from_secs(3),
+};
+
+/// The close frame a WebSocket tunnel gets near the end of the drain at shutdown; the
+/// handshake gets the time the drain leaves it instead of this timeout.
+pub(crate) const SHUTDOWN_CLOSE: WebSocketClose = WebSocketClose {
+    code: 1001,
+    reason: "going away",
+    timeout: Duration::from_secs(3),
+};
 
 /// What the engine knows about the connection a request came on.
 #[derive(Debug)]
@@ -636,7 +653,6 @@ async fn proxy(
                 route.metrics.clone(),
             );
             tokio::spawn(async move {
-                let _guard = guard;
                 // The tunnel counts as in flight to its peer until it closes.
                 let _in_flight = in_flight;
                 let (client_io, upstream_io) = match tokio::try_join!(
@@ -650,22 +666,30 @@ async fn proxy(
                     }
                 };
                 let client_io = tunnel.client_io(TokioIo::new(client_io));
-                let spliced = splice(client_io, TokioIo::new(upstream_io), idle);
-                // An admin call ends the tunnel by dropping both sides.
-                let ended = tokio::select! {
-                    report = spliced => Some(report),
-                    () = tunnel.closed() => None,
+                let closed_by = std::sync::OnceLock::new();
+                // The proxy ends a tunnel itself with a close handshake (1001 to both
+                // sides) when an admin call closes it or the drain nears its end.
+                let close = async {
+                    tokio::select! {
+                        () = tunnel.closed() => {
+                            let _ = closed_by.set("admin");
+                            ADMIN_CLOSE
+                        }
+                        window = guard.closing() => {
+                            let _ = closed_by.set("shutdown");
+                            WebSocketClose { timeout: window, ..SHUTDOWN_CLOSE }
+                        }
+                    }
                 };
-                let Some(report) = ended else {
-                    tracing::info!(target: "gangway::access", %client, peer, route = %route_name, "WebSocket tunnel closed by an admin call");
-                    return;
-                };
+                let report =
+                    splice_websocket(client_io, TokioIo::new(upstream_io), idle, close).await;
                 tracing::info!(
                     target: "gangway::access",
                     %client, peer, route = %route_name,
                     client_to_upstream = report.client_to_upstream,
                     upstream_to_client = report.upstream_to_client,
                     end = ?report.end,
+                    closed_by = closed_by.get().copied().unwrap_or("-"),
                     "WebSocket tunnel closed"
                 );
             });

@@ -66,6 +66,12 @@ impl TunnelEntry {
     fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
+
+    /// Whether closing cuts the client's side (a relay peer). A WebSocket tunnel closes
+    /// with a close handshake instead, so its side keeps working.
+    fn cuts_when_closing(&self) -> bool {
+        matches!(self.info.kind, TunnelKind::Relay { .. }) && self.is_closing()
+    }
 }
 
 /// Which tunnels a close call means; every field given must match.
@@ -194,8 +200,9 @@ pub(crate) struct OpenTunnel {
 }
 
 impl OpenTunnel {
-    /// Wraps the client's side of the tunnel so that its bytes are counted, and so that it
-    /// reads as closed (end of stream, then failed writes) once an admin call closes it.
+    /// Wraps the client's side of the tunnel so that its bytes are counted, and, for a
+    /// relay peer, so that it reads as closed (end of stream, then failed writes) once an
+    /// admin call closes it.
     pub(crate) fn client_io<T>(&self, io: T) -> CountingIo<T> {
         CountingIo {
             inner: io,
@@ -243,7 +250,7 @@ impl<T: AsyncRead> AsyncRead for CountingIo<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.project();
         this.entry.read_waker.register(cx.waker());
-        if this.entry.is_closing() {
+        if this.entry.cuts_when_closing() {
             // End of stream: the relay or splice ends the session as if the client left.
             return Poll::Ready(Ok(()));
         }
@@ -264,7 +271,7 @@ impl<T: AsyncWrite> AsyncWrite for CountingIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        if this.entry.is_closing() {
+        if this.entry.cuts_when_closing() {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         let polled = this.inner.poll_write(cx, buf);

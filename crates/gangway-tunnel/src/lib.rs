@@ -8,11 +8,14 @@
 //!   websocket`, `Connection: upgrade`, a 16-byte base64 `Sec-WebSocket-Key`, version 13)
 //!   and [`accepts_key`] checks that an upstream's 101 carries the matching
 //!   `Sec-WebSocket-Accept`;
-//! - [`splice`] copies bytes both ways between the two upgraded connections without
-//!   parsing frames or holding data back, passes a half-close on, and ends both sides when
-//!   no byte has moved in either direction for the idle timeout.
+//! - [`splice_websocket`] copies bytes both ways between the two upgraded connections
+//!   without decoding frames or holding data back, passes a half-close on, and ends both
+//!   sides when no byte has moved in either direction for the idle timeout. It follows
+//!   the frame headers as they pass, so that when the proxy ends the tunnel
+//!   ([`WebSocketClose`]) each side gets a close frame between two frames, never inside
+//!   one; [`splice`] is the same copy without looking at the bytes at all.
 //!
-//! A proxied tunnel never looks inside the frames. The other three parts do speak
+//! A proxied tunnel never decodes or unmasks a payload. The other three parts do speak
 //! WebSocket (through `tokio-tungstenite`):
 //!
 //! - [`Relay`] is the rendezvous for secure shadowing: a device and a viewer each open a
@@ -64,10 +67,17 @@ mod bridge;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod error;
+mod frames;
+#[cfg(test)]
+mod frames_tests;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod probe;
 mod relay;
 mod splice;
+#[cfg(test)]
+mod splice_tests;
 #[cfg(test)]
 mod tests;
 mod ticket;
@@ -86,5 +96,5 @@ pub use relay::{
     Admission, CLOSE_NO_PARTNER, CLOSE_PARTNER_GONE, Relay, RelayConfig, RelayEnd, RelayError,
     RelayReport, RelayRole, SESSION_ID_MAX_LEN, SESSION_ID_MIN_LEN,
 };
-pub use splice::{SpliceEnd, SpliceReport, splice};
+pub use splice::{SpliceEnd, SpliceReport, WebSocketClose, splice, splice_websocket};
 pub use ticket::{pick_relay_instance, sign_ticket};

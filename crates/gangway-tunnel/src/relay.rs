@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
+use crate::splice::WebSocketClose;
 use crate::ticket::{TicketProblem, check_ticket};
 
 /// Close code sent to a peer whose partner did not arrive within
@@ -416,6 +418,12 @@ pub enum RelayEnd {
     /// No partner arrived in time (or the first peer left before it did); the peer was
     /// closed with [`CLOSE_NO_PARTNER`], or had left.
     NoPartner,
+    /// The relay itself closed the session ([`Admission::run_until`]): each peer was sent
+    /// a close frame with `code`.
+    ClosedByRelay {
+        /// The close code sent.
+        code: u16,
+    },
     /// A send failed.
     Error,
 }
@@ -455,6 +463,20 @@ impl Admission {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
+        self.run_until(io, std::future::pending()).await
+    }
+
+    /// As [`run`](Self::run), and when `close` completes the relay closes the session
+    /// itself (a proxy shutting down): a peer still waiting for its partner, or both peers
+    /// of a pair, get a close frame with the requested code and reason, and the relay
+    /// waits up to the request's timeout for their answers. A paired session is closed by
+    /// the `close` of the peer that came first; the second peer's is not used once paired.
+    pub async fn run_until<S, F>(self, io: S, close: F) -> RelayReport
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+        F: Future<Output = WebSocketClose> + Send,
+    {
+        tokio::pin!(close);
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(self.config.max_message_size))
             .max_frame_size(Some(self.config.max_message_size));
@@ -477,7 +499,12 @@ impl Admission {
                 }
             }
             Side::First { arrival, _guard } => {
-                let waited = wait_for_partner(&mut ws, arrival, self.config.pairing_timeout);
+                let waited = wait_for_partner(
+                    &mut ws,
+                    arrival,
+                    self.config.pairing_timeout,
+                    close.as_mut(),
+                );
                 let (
                     Handoff {
                         ws: partner,
@@ -492,8 +519,21 @@ impl Admission {
                         }
                         return RelayReport::ended(end);
                     }
+                    Waited::Close(request) => {
+                        let closing = close_with(&mut ws, request.code, request.reason);
+                        let _ = tokio::time::timeout(request.timeout, closing).await;
+                        return RelayReport::ended(RelayEnd::ClosedByRelay { code: request.code });
+                    }
                 };
-                let report = pair(self.role, ws, partner, early, self.config.close_timeout).await;
+                let report = pair(
+                    self.role,
+                    ws,
+                    partner,
+                    early,
+                    self.config.close_timeout,
+                    close.as_mut(),
+                )
+                .await;
                 let _ = report_tx.send(report);
                 report
             }
@@ -504,13 +544,18 @@ impl Admission {
 enum Waited {
     Partner(Box<Handoff>, Vec<Message>),
     Ended(RelayEnd),
+    Close(WebSocketClose),
 }
 
-async fn wait_for_partner(
+async fn wait_for_partner<F>(
     ws: &mut Ws,
     mut arrival: oneshot::Receiver<Handoff>,
     timeout: Duration,
-) -> Waited {
+    mut close: Pin<&mut F>,
+) -> Waited
+where
+    F: Future<Output = WebSocketClose>,
+{
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let (mut early, mut early_bytes) = (Vec::new(), 0);
@@ -535,6 +580,7 @@ async fn wait_for_partner(
                 Some(Ok(_)) => {}
             },
             () = &mut deadline => return Waited::Ended(RelayEnd::NoPartner),
+            request = close.as_mut() => return Waited::Close(request),
         }
     }
 }
@@ -560,13 +606,25 @@ enum DirectionEnd {
     SendFailed,
 }
 
-async fn pair(
+/// How a paired session's relaying stopped.
+enum Stopped {
+    /// A direction ended (`by` closed or went).
+    Ended(RelayRole, DirectionEnd),
+    /// The relay was asked to close the session.
+    Close(WebSocketClose),
+}
+
+async fn pair<F>(
     first_role: RelayRole,
     first: Ws,
     second: Ws,
     early: Vec<Message>,
     close_timeout: Duration,
-) -> RelayReport {
+    close: Pin<&mut F>,
+) -> RelayReport
+where
+    F: Future<Output = WebSocketClose>,
+{
     let (mut first_sink, mut first_stream) = first.split();
     let (mut second_sink, mut second_stream) = second.split();
     let (first_to_second, second_to_first) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -580,26 +638,51 @@ async fn pair(
         first_to_second.fetch_add(len, Ordering::Relaxed);
     }
     let end = if sent_early {
-        let forward = one_way(&mut first_stream, &mut second_sink, &first_to_second);
-        let backward = one_way(&mut second_stream, &mut first_sink, &second_to_first);
-        tokio::pin!(forward, backward);
-        let (by, ended) = tokio::select! {
-            ended = &mut forward => {
-                let _ = tokio::time::timeout(close_timeout, backward).await;
-                (first_role, ended)
-            }
-            ended = &mut backward => {
-                let _ = tokio::time::timeout(close_timeout, forward).await;
-                (other(first_role), ended)
+        let stopped = {
+            let forward = one_way(&mut first_stream, &mut second_sink, &first_to_second);
+            let backward = one_way(&mut second_stream, &mut first_sink, &second_to_first);
+            tokio::pin!(forward, backward);
+            tokio::select! {
+                ended = &mut forward => {
+                    let _ = tokio::time::timeout(close_timeout, backward).await;
+                    Stopped::Ended(first_role, ended)
+                }
+                ended = &mut backward => {
+                    let _ = tokio::time::timeout(close_timeout, forward).await;
+                    Stopped::Ended(other(first_role), ended)
+                }
+                // Dropping the directions here cuts no message short: a message being
+                // sent is already whole in the sink's buffer, flushed before the close.
+                request = close => Stopped::Close(request),
             }
         };
-        match ended {
-            DirectionEnd::Closed(code) => RelayEnd::Closed { by, code },
-            DirectionEnd::Gone => RelayEnd::Closed {
+        match stopped {
+            Stopped::Ended(by, DirectionEnd::Closed(code)) => RelayEnd::Closed { by, code },
+            Stopped::Ended(by, DirectionEnd::Gone) => RelayEnd::Closed {
                 by,
                 code: Some(CLOSE_PARTNER_GONE),
             },
-            DirectionEnd::SendFailed => RelayEnd::Error,
+            Stopped::Ended(_, DirectionEnd::SendFailed) => RelayEnd::Error,
+            Stopped::Close(request) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(request.code),
+                    reason: request.reason.into(),
+                };
+                let _ = tokio::time::timeout(request.timeout, async {
+                    let _ = tokio::join!(
+                        first_sink.send(Message::Close(Some(frame.clone()))),
+                        second_sink.send(Message::Close(Some(frame))),
+                    );
+                    // Read each peer until its answer (or its end); what else it sends
+                    // has nowhere to go.
+                    tokio::join!(
+                        until_close(&mut first_stream),
+                        until_close(&mut second_stream)
+                    );
+                })
+                .await;
+                RelayEnd::ClosedByRelay { code: request.code }
+            }
         }
     } else {
         RelayEnd::Error
@@ -622,6 +705,19 @@ async fn pair(
         device_to_viewer,
         viewer_to_device,
         end,
+    }
+}
+
+/// Reads until a close frame or the end of the stream.
+async fn until_close<R>(source: &mut R)
+where
+    R: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    // Bounded by the caller's timeout.
+    while let Some(Ok(message)) = source.next().await {
+        if matches!(message, Message::Close(_)) {
+            return;
+        }
     }
 }
 
