@@ -167,8 +167,10 @@ scan() {
     local label=$1 sni=$2 port=$3
     local json="$work/$label.json" verdict
     echo "== $label ($sni at 127.0.0.1:$port)"
-    testssl --quiet --color 0 --warnings off --ip 127.0.0.1 --add-ca "$work/ca.pem" \
-        --jsonfile-pretty "$json" "https://$sni:$port/" </dev/null >"$work/$label.txt" 2>&1 || true
+    # From $work: testssl names the git commit of its working directory as its version.
+    (cd "$work" && testssl --quiet --color 0 --warnings off --ip 127.0.0.1 \
+        --add-ca "$work/ca.pem" --jsonfile-pretty "$json" "https://$sni:$port/") \
+        </dev/null >"$work/$label.txt" 2>&1 || true
     verdict=$(python3 "$here/testssl-verdict.py" "$json") || failed=1
     echo "$verdict"
     summary+=("$label: $(tail -1 <<<"$verdict")")
