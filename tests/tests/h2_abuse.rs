@@ -10,6 +10,7 @@
 //! - streams beyond `SETTINGS_MAX_CONCURRENT_STREAMS`;
 //! - header lists over `max_header_size`, also as an HPACK dynamic-table amplification;
 //! - PING and SETTINGS floods from a client that reads nothing;
+//! - (and, for comparison, an HTTP/1.1 client that stops reading: the send timeout);
 //! - a download to a client that opens no flow-control window, or stops reading its socket.
 
 mod common;
@@ -944,6 +945,113 @@ async fn a_download_to_a_client_that_stops_reading_its_socket_frees_the_upstream
         "the upstream wrote {written} bytes to a client that reads nothing"
     );
     drop(connected);
+}
+
+/// The same client over HTTP/1.1: hyper stops polling the response body while its socket
+/// is full, so the body's idle timer never runs; the listener's `send_timeout` (1 s here)
+/// ends the connection and the upstream connection with it.
+#[tokio::test]
+async fn an_http1_download_to_a_client_that_stops_reading_frees_the_upstream_after_the_send_timeout()
+ {
+    const BODY: u64 = 1024 * 1024 * 1024;
+    let origin = DownloadOrigin::start(BODY).await;
+    let proxy = Proxy::start(&http1_front(origin.addr, "1s")).await;
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    stream
+        .write_all(b"GET /download HTTP/1.1\r\nhost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    // Read nothing; wait for the upstream connection to be closed.
+    let deadline = started + Duration::from_secs(15);
+    while !origin.ended.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream connection is still open after 15 s; it wrote {} bytes",
+            origin.written.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let written = origin.written.load(Ordering::SeqCst);
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed after {elapsed:?}"
+    );
+    assert!(
+        written < 64 * 1024 * 1024,
+        "the upstream wrote {written} bytes to a client that reads nothing"
+    );
+    // The client's connection is closed too, once the buffered bytes are read.
+    let mut sink = vec![0u8; 1 << 20];
+    let mut received = 0usize;
+    loop {
+        match timeout(Duration::from_secs(10), stream.read(&mut sink)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(read)) => received += read,
+            Err(_) => panic!("the connection is still open after {received} bytes"),
+        }
+    }
+    assert!(
+        (received as u64) < BODY,
+        "the whole body arrived; nothing was cut"
+    );
+}
+
+/// A slow HTTP/1.1 reader that keeps taking data is never cut by the send timeout.
+#[tokio::test]
+async fn an_http1_client_reading_slowly_is_not_cut_by_the_send_timeout() {
+    const SIZE: u64 = 4 * 1024 * 1024;
+    let origin = StreamingOrigin::start().await;
+    let proxy = Proxy::start(&http1_front(origin.addr(), "1s")).await;
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let request = format!(
+        "GET /download?bytes={SIZE}&seed=5 HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let mut piece = vec![0u8; 256 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "not done within 60 s");
+        let read = stream.read(&mut piece).await.expect("read");
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&piece[..read]);
+        // Less than the send timeout between reads.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let text = String::from_utf8_lossy(&received[..received.len().min(512)]).into_owned();
+    let head_end = received
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a response head");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        (received.len() - head_end - 4) as u64,
+        SIZE,
+        "the whole body"
+    );
+}
+
+/// A plain HTTP/1.1 front for `upstream` with the listener's `send_timeout`.
+fn http1_front(upstream: SocketAddr, send_timeout: &str) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "app"
+peers = ["http://{upstream}"]
+
+[[listener]]
+address = "127.0.0.1:0"
+send_timeout = "{send_timeout}"
+
+[[listener.route]]
+path = "/"
+proxy = "app"
+"#
+    )
 }
 
 /// The stall guard cuts only streams that take nothing: a client that reads a 32 MiB

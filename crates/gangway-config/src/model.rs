@@ -132,6 +132,9 @@ pub struct Listener {
     pub max_header_bytes: usize,
     /// How long an idle keep-alive client connection stays open between requests.
     pub keepalive_timeout: Duration,
+    /// An HTTP/1.1 client that takes none of the bytes written to it for this long is
+    /// disconnected (nginx `send_timeout`).
+    pub send_timeout: Duration,
     /// How routes are chosen: nginx `location` precedence or the first match in order.
     pub match_mode: MatchMode,
     /// Whether runs of `/` are merged before matching (nginx `merge_slashes`).
@@ -481,6 +484,8 @@ pub mod defaults {
     pub const MAX_HEADER_BYTES: usize = 16 * 1024;
     /// Idle client keep-alive.
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+    /// A client taking no response data (nginx's `send_timeout` default).
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
     /// Largest request body.
     pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
     /// Body idle timeout.

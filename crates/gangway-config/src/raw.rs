@@ -88,6 +88,7 @@ pub(crate) struct RawListener {
     pub(crate) header_read_timeout: Option<Spanned<RawDuration>>,
     pub(crate) max_header_size: Option<Spanned<RawSize>>,
     pub(crate) keepalive_timeout: Option<Spanned<RawDuration>>,
+    pub(crate) send_timeout: Option<Spanned<RawDuration>>,
     pub(crate) match_mode: Option<Spanned<String>>,
     pub(crate) merge_slashes: Option<Spanned<bool>>,
     pub(crate) tls_versions: Option<Spanned<Vec<String>>>,

@@ -184,6 +184,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 header_read_timeout: Duration::from_secs(5),
                 max_header_bytes: 32 * 1024,
                 keepalive_timeout: Duration::from_secs(5400),
+                send_timeout: defaults::SEND_TIMEOUT,
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
                 tls_versions: gangway_tls::TlsVersions::Tls12And13,
@@ -241,6 +242,7 @@ fn full_file_loads_into_typed_values_with_defaults_filled_in() {
                 header_read_timeout: defaults::HEADER_READ_TIMEOUT,
                 max_header_bytes: defaults::MAX_HEADER_BYTES,
                 keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+                send_timeout: defaults::SEND_TIMEOUT,
                 match_mode: MatchMode::Nginx,
                 merge_slashes: false,
                 tls_versions: gangway_tls::TlsVersions::Tls12And13,
@@ -417,6 +419,7 @@ private_key = {private_key}
 header_read_timeout = "10s"
 max_header_size = "16KB"
 keepalive_timeout = "1m15s"
+send_timeout = "1m"
 match_mode = "nginx"
 merge_slashes = false
 tls_versions = ["1.2", "1.3"]
@@ -478,6 +481,7 @@ fn to_toml_notes_a_certificate_held_in_memory() {
             header_read_timeout: Duration::from_millis(2500),
             max_header_bytes: 1000,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
             match_mode: MatchMode::Nginx,
             merge_slashes: false,
             tls_versions: gangway_tls::TlsVersions::Tls12And13,
@@ -644,7 +648,7 @@ fn unknown_key() {
         errors("[[listener]]\nadress = \"0.0.0.0:80\"\n"),
         "/x/gangway.toml:2:1: unknown field `adress`, expected one of `name`, `address`, \
          `certificate`, `private_key`, `certificates`, `unknown_sni`, `header_read_timeout`, \
-         `max_header_size`, `keepalive_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, \
+         `max_header_size`, `keepalive_timeout`, `send_timeout`, `match_mode`, `merge_slashes`, `tls_versions`, \
          `client_certificates`, `client_ca`, `client_crls`, `proxy_protocol`, `max_connections`, \
          `max_connections_per_client`, `trusted_proxies`, `forwarded_headers`, `request_headers`, `response_headers`, `route`"
     );

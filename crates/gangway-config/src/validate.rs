@@ -581,6 +581,11 @@ impl Checker<'_> {
             raw.keepalive_timeout.as_ref(),
             defaults::KEEPALIVE_TIMEOUT,
         );
+        let send_timeout = self.duration(
+            &format!("{key}.send_timeout"),
+            raw.send_timeout.as_ref(),
+            defaults::SEND_TIMEOUT,
+        );
         let match_mode = match raw.match_mode.as_ref() {
             None => Some(MatchMode::Nginx),
             Some(mode) => match mode.get_ref().as_str() {
@@ -723,6 +728,7 @@ impl Checker<'_> {
             header_read_timeout,
             max_header_bytes,
             keepalive_timeout,
+            send_timeout,
             match_mode: match_mode?,
             merge_slashes,
             tls_versions: tls_versions?,

@@ -294,6 +294,7 @@ fn write_listener(out: &mut String, listener: &Listener, upstreams: &[Upstream])
         "keepalive_timeout",
         duration_to_toml(listener.keepalive_timeout),
     );
+    key(out, "send_timeout", duration_to_toml(listener.send_timeout));
     let mode = match listener.match_mode {
         MatchMode::FirstMatch => "first_match",
         _ => "nginx",

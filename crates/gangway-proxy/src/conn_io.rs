@@ -8,7 +8,11 @@
 //! - the header-read timeout when the first byte of a request head arrives (and on a fresh
 //!   connection): if it passes before the engine sees the request, the wrapper writes the
 //!   408 itself and ends the connection;
-//! - the keep-alive timeout between requests: an idle connection is closed silently.
+//! - the keep-alive timeout between requests: an idle connection is closed silently;
+//! - the send timeout while a write waits: a client that takes no response data for that
+//!   long (its socket stays full) is disconnected, and the response it held, with its
+//!   upstream connection, is dropped. hyper stops polling a response body while it cannot
+//!   write, so the body's own idle timer never fires for such a client.
 //!
 //! HTTP/2 connections (ALPN `h2` or the prior-knowledge preface) have their own framing
 //! and are passed through untouched.
@@ -76,8 +80,19 @@ enum Phase {
     Closed,
 }
 
+/// The guard's limits, from the listener's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GuardTimeouts {
+    /// A request head must arrive within this (408 otherwise).
+    pub(crate) header: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub(crate) idle: Duration,
+    /// A write that makes no progress for this long ends the connection.
+    pub(crate) send: Duration,
+}
+
 pin_project_lite::pin_project! {
-    /// A socket with the guard around its reads.
+    /// A socket with the guard around its reads and, for HTTP/1.1, its writes.
     #[derive(Debug)]
     pub(crate) struct GuardedIo<T> {
         #[pin]
@@ -86,6 +101,11 @@ pin_project_lite::pin_project! {
         header_timeout: Duration,
         idle_timeout: Duration,
         deadline: Pin<Box<Sleep>>,
+        send_timeout: Duration,
+        // Made when a write first has to wait: most connections never need it.
+        send_stall: Option<Pin<Box<Sleep>>>,
+        // Whether the last write waited (its stall deadline is running).
+        send_waiting: bool,
         phase: Phase,
         first_read: bool,
         // `ConnState::finished` as of the last read.
@@ -99,17 +119,19 @@ impl<T> GuardedIo<T> {
     pub(crate) fn new(
         inner: T,
         state: Arc<ConnState>,
-        header_timeout: Duration,
-        idle_timeout: Duration,
+        timeouts: GuardTimeouts,
         http2: bool,
     ) -> Self {
         Self {
             inner,
             state,
-            header_timeout,
-            idle_timeout,
+            header_timeout: timeouts.header,
+            idle_timeout: timeouts.idle,
             // A connection that sends nothing at all is held no longer than a slow head.
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
+            deadline: Box::pin(tokio::time::sleep(timeouts.header)),
+            send_timeout: timeouts.send,
+            send_stall: None,
+            send_waiting: false,
             phase: if http2 {
                 Phase::Passthrough
             } else {
@@ -207,13 +229,47 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
     }
 }
 
+impl<T: AsyncRead + AsyncWrite> GuardedIo<T> {
+    /// Runs one write (or flush) under the send timeout: HTTP/2 and tunnels have limits of
+    /// their own and pass straight through.
+    fn guard_write<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let this = self.project();
+        let outcome = write(this.inner, cx);
+        if *this.phase == Phase::Passthrough || this.state.upgraded.load(Ordering::Acquire) {
+            return outcome;
+        }
+        if outcome.is_ready() {
+            *this.send_waiting = false;
+            return outcome;
+        }
+        let timeout = *this.send_timeout;
+        let stall = this
+            .send_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if !std::mem::replace(this.send_waiting, true) {
+            stall.as_mut().reset(Instant::now() + timeout);
+        }
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client took no data for {timeout:?} (send timeout)"),
+        )))
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        self.guard_write(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -221,7 +277,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        self.guard_write(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -229,7 +285,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for GuardedIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        self.guard_write(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -129,10 +129,22 @@ pub(crate) struct ListenerRuntime {
     pub(crate) limits: Arc<crate::edge::ConnectionLimits>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) keepalive_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) metrics: Arc<ListenerMetrics>,
     /// Where the listener's WebSocket tunnels and relay sessions are registered.
     pub(crate) tunnels: Arc<TunnelRegistry>,
+}
+
+impl ListenerRuntime {
+    /// The connection guard's limits.
+    pub(crate) fn guard_timeouts(&self) -> crate::conn_io::GuardTimeouts {
+        crate::conn_io::GuardTimeouts {
+            header: self.header_read_timeout,
+            idle: self.keepalive_timeout,
+            send: self.send_timeout,
+        }
+    }
 }
 
 /// The pool of one upstream: its peers with their route names and failure settings, the
@@ -375,6 +387,7 @@ pub(crate) fn build_listener(
         )),
         header_read_timeout: listener.header_read_timeout,
         keepalive_timeout: listener.keepalive_timeout,
+        send_timeout: listener.send_timeout,
         max_header_bytes: listener.max_header_bytes,
     })
 }

@@ -413,13 +413,7 @@ async fn handle_connection(
                 state: state.clone(),
                 tunnels,
             });
-            let io = GuardedIo::new(
-                stream,
-                state,
-                runtime.header_read_timeout,
-                runtime.keepalive_timeout,
-                false,
-            );
+            let io = GuardedIo::new(stream, state, runtime.guard_timeouts(), false);
             serve_http(io, conn, &runtime, watcher).await;
         }
         Some(listener_tls) => {
@@ -462,13 +456,7 @@ async fn handle_connection(
                 state: state.clone(),
                 tunnels,
             });
-            let io = GuardedIo::new(
-                tls_stream,
-                state,
-                runtime.header_read_timeout,
-                runtime.keepalive_timeout,
-                http2,
-            );
+            let io = GuardedIo::new(tls_stream, state, runtime.guard_timeouts(), http2);
             serve_http(io, conn, &runtime, watcher).await;
         }
     }

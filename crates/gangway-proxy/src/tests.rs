@@ -4,7 +4,7 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::conn_io::{ConnState, GuardedIo};
+use crate::conn_io::{ConnState, GuardTimeouts, GuardedIo};
 use crate::error::{RequestError, Side};
 
 async fn connect_error() -> hyper_util::client::legacy::Error {
@@ -158,13 +158,12 @@ fn guarded(
 ) {
     let (server, client) = tokio::io::duplex(4096);
     let state = Arc::new(ConnState::default());
-    let io = GuardedIo::new(
-        server,
-        state.clone(),
-        Duration::from_secs(10),
-        Duration::from_secs(60),
-        http2,
-    );
+    let timeouts = GuardTimeouts {
+        header: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+        send: Duration::from_secs(30),
+    };
+    let io = GuardedIo::new(server, state.clone(), timeouts, http2);
     (io, client, state)
 }
 
@@ -444,5 +443,54 @@ mod stall_guard {
         assert_eq!(sizes.recv().await, Some((64 * 1024, true)));
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(ended.try_recv().is_err(), "an HTTP/1.1 task is not cut");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_takes_no_response_data_is_cut_after_the_send_timeout() {
+    let (mut io, mut client, state) = guarded(false);
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut head = [0u8; 64];
+    let _ = io.read(&mut head).await.unwrap();
+    state.request_started();
+    // The duplex holds 4 KiB: the client reads none of it, so the writer has to wait.
+    let chunk = [b'x'; 1024];
+    let started = tokio::time::Instant::now();
+    let mut written = 0;
+    let error = loop {
+        match io.write(&chunk).await {
+            Ok(sent) => written += sent,
+            Err(error) => break error,
+        }
+        // A reader taking a little now and then keeps the connection.
+        if written == 4096 {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let mut taken = [0u8; 1024];
+            client.read_exact(&mut taken).await.unwrap();
+        }
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+    assert_eq!(
+        written, 5120,
+        "the write after the client's read went through"
+    );
+    // 20 s until the client took 1 KiB, then 30 s of nothing taken.
+    assert_eq!(started.elapsed(), Duration::from_secs(50));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_send_timeout_leaves_http2_and_tunnels_alone() {
+    for upgraded in [false, true] {
+        let (mut io, _client, state) = guarded(!upgraded);
+        if upgraded {
+            state.upgraded();
+        }
+        let chunk = [b'x'; 4096];
+        io.write_all(&chunk).await.unwrap();
+        let blocked = tokio::time::timeout(Duration::from_secs(300), io.write(&chunk)).await;
+        assert!(
+            blocked.is_err(),
+            "upgraded={upgraded}: the write should still wait"
+        );
     }
 }
