@@ -755,6 +755,114 @@ async fn header_lists_over_the_limit_never_reach_the_upstream() {
     still_served(&proxy, "/after").await;
 }
 
+/// Malformed requests (RFC 9113 §8.1.1, §8.2.1, §8.2.2, §8.3): a missing or repeated
+/// pseudo-header, one after a regular field, an unknown one, connection-specific fields,
+/// an upper-case name, `te` other than `trailers`, and `:path` values that are no path.
+/// Each is refused on its own stream (a reset, or a 4xx) or with the connection, and never
+/// reaches the upstream; a good request on the same connection after a stream-level refusal
+/// is still answered.
+#[tokio::test]
+async fn malformed_pseudo_headers_and_connection_fields_never_reach_the_upstream() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = front(origin.addr()).await;
+    let fields = |pairs: &[(&str, &[u8])]| {
+        let mut block = Vec::new();
+        for (name, value) in pairs {
+            literal(&mut block, name, value);
+        }
+        block
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "no :path",
+            fields(&[
+                (":method", b"GET"),
+                (":scheme", b"http"),
+                (":authority", b"app.test"),
+            ]),
+        ),
+        ("two :path", request_block("/bad", &[(":path", b"/bad2")])),
+        (
+            "a pseudo-header after a regular field",
+            fields(&[
+                (":method", b"GET"),
+                (":scheme", b"http"),
+                (":authority", b"app.test"),
+                ("x-a", b"1"),
+                (":path", b"/bad"),
+            ]),
+        ),
+        (
+            "an unknown pseudo-header",
+            request_block("/bad", &[(":foo", b"bar")]),
+        ),
+        (
+            "connection",
+            request_block("/bad", &[("connection", b"keep-alive")]),
+        ),
+        (
+            "transfer-encoding",
+            request_block("/bad", &[("transfer-encoding", b"chunked")]),
+        ),
+        (
+            "keep-alive",
+            request_block("/bad", &[("keep-alive", b"timeout=5")]),
+        ),
+        (
+            "an upper-case name",
+            request_block("/bad", &[("X-Upper", b"1")]),
+        ),
+        ("te: gzip", request_block("/bad", &[("te", b"gzip")])),
+        ("a relative :path", request_block("bad", &[])),
+        ("an empty :path", request_block("", &[])),
+        ("a :path with a space", request_block("/bad path", &[])),
+    ];
+    for (name, block) in cases {
+        let connected = connect(proxy.addr(), &[]).await;
+        let (reader, mut writer) = connected.stream.into_split();
+        let reader = spawn_reader(reader, Duration::from_secs(1), Arc::default());
+        let mut bytes = frame(HEADERS, END_HEADERS | END_STREAM, 1, &block);
+        bytes.extend(get(3, "/ok"));
+        // The proxy may close the connection at once; what it answered is what counts.
+        let _ = writer.write_all(&bytes).await;
+        let seen = reader.await.expect("reader");
+        let on = |stream: u32| {
+            seen.frames
+                .iter()
+                .filter(move |frame| frame.stream == stream)
+        };
+        let status = on(1).find_map(Frame::status);
+        let reset = on(1).find(|frame| frame.kind == RST_STREAM);
+        let goaway = seen.goaway();
+        eprintln!(
+            "{name}: status {status:?}, reset {:?}, GOAWAY {:?}",
+            reset.and_then(Frame::error_code),
+            goaway.and_then(Frame::error_code)
+        );
+        assert!(
+            reset.is_some()
+                || goaway.is_some()
+                || status.is_some_and(|code| (400..500).contains(&code)),
+            "{name}: refused neither on the stream nor with the connection: {:?}",
+            seen.frames
+        );
+        if goaway.is_none() {
+            assert_eq!(
+                on(3).find_map(Frame::status),
+                Some(200),
+                "{name}: the next request on the connection: {:?}",
+                seen.frames
+            );
+        }
+    }
+    let reached = paths(&origin);
+    assert!(
+        reached.iter().all(|path| path == "/ok"),
+        "a malformed request reached the upstream: {reached:?}"
+    );
+    still_served(&proxy, "/after").await;
+}
+
 type MakeFrame = dyn Fn(usize) -> Vec<u8>;
 
 /// 100,000 PINGs, then 20,000 SETTINGS frames, from clients that read nothing. The proxy
