@@ -1,5 +1,5 @@
 //! Upstream pools through the engine: sticky sessions, bybusyness, failover after a peer
-//! dies, active health checks, keep-alive reuse, ip_hash on the client address, direct
+//! dies or breaks a response off, active health checks, keep-alive reuse, ip_hash on the client address, direct
 //! routing to a named node, and 502 when every peer is down.
 //!
 //! Every node is a real loopback HTTP/1.1 server that names itself in `x-node`; every
@@ -144,6 +144,25 @@ async fn answer(
             StatusCode::SERVICE_UNAVAILABLE
         };
         (status, Full::new(Bytes::from(name)).boxed())
+    } else if path.starts_with("/broken") {
+        // Promises more than it sends: the node's server ends the connection mid-body.
+        requests.fetch_add(1, Ordering::SeqCst);
+        // The first piece, then (once the head and it are out) the end, 993 bytes short.
+        let body = futures_util::stream::unfold(true, move |first| async move {
+            if first {
+                return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(name))), false));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        });
+        let mut response = Response::new(BodyExt::boxed(StreamBody::new(body)));
+        response
+            .headers_mut()
+            .insert("content-length", http::HeaderValue::from_static("1000"));
+        response
+            .headers_mut()
+            .insert("x-node", http::HeaderValue::from_static(name));
+        return Ok(response);
     } else if path.starts_with("/long") {
         requests.fetch_add(1, Ordering::SeqCst);
         let first = futures_util::stream::once(async move {
@@ -406,6 +425,45 @@ async fn a_dead_peer_is_skipped_without_client_errors_and_tried_again_after_fail
         killed.elapsed()
     );
     assert!(n2.requests() >= 1);
+}
+
+/// A peer whose response breaks off mid-body has failed, as one refusing the connection
+/// has: with `max_fails = 1` it is out of the rotation for `fail_timeout`.
+#[tokio::test]
+async fn a_response_body_broken_off_by_the_peer_counts_towards_max_fails() {
+    let (n1, n2) = (Node::start("nodeID1").await, Node::start("nodeID2").await);
+    let proxy = Proxy::start(&cluster(
+        &[&n1, &n2],
+        ", max_fails = 1, fail_timeout = \"60s\"",
+        "",
+    ))
+    .await;
+    let request = Request::get("/broken")
+        .header("host", "app.test")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("the head arrives");
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    let broken = response.headers()["x-node"].to_str().unwrap().to_owned();
+    let body = tokio::time::timeout(REQUEST_TIMEOUT, response.into_body().collect()).await;
+    assert!(
+        matches!(body, Ok(Err(_))),
+        "the client sees the body cut, not a complete one"
+    );
+    // Every later request goes to the other node.
+    for _ in 0..6 {
+        let node = node_of(&proxy, "/", &[]).await;
+        assert_ne!(node, broken, "{broken} failed and is out for 60 s");
+    }
+    drop((n1, n2));
 }
 
 #[tokio::test]

@@ -354,7 +354,11 @@ impl Body for ResponseBody {
                 if let Some(finish) = &mut this.finish {
                     finish.record.fail(error.to_string());
                 }
-                this.in_flight = None;
+                // The upstream broke its response off: a failure of that peer, counted
+                // towards its `max_fails` like a failed try.
+                if let Some(in_flight) = this.in_flight.take() {
+                    in_flight.failed();
+                }
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(None) => {
@@ -371,6 +375,10 @@ impl Body for ResponseBody {
                 let error = BodyError::Idle(idle.timeout);
                 if let Some(finish) = &mut this.finish {
                     finish.record.fail(error.to_string());
+                }
+                // The upstream stalled mid-response: a failure of that peer too.
+                if let Some(in_flight) = this.in_flight.take() {
+                    in_flight.failed();
                 }
                 Poll::Ready(Some(Err(error.into())))
             }

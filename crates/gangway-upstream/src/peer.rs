@@ -472,6 +472,12 @@ impl InFlight {
     pub fn peer(&self) -> &Peer {
         &self.shared.peers[self.index]
     }
+
+    /// The peer failed after it answered (its response body broke off or stalled): counted
+    /// towards its `max_fails` as a failed try is, and the request is no longer in flight.
+    pub fn failed(self) {
+        crate::pool::record_failure(&self.shared, self.index, Instant::now());
+    }
 }
 
 impl Drop for InFlight {

@@ -221,7 +221,7 @@ impl Pool {
     }
 }
 
-fn record_failure(shared: &Shared, index: usize, now: Instant) {
+pub(crate) fn record_failure(shared: &Shared, index: usize, now: Instant) {
     if index >= shared.len() {
         return;
     }
