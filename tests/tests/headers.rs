@@ -247,3 +247,33 @@ x-odd: caf\xc3\xa9 \x80\xff end\r\nx-enc: a%0d%0aX-Injected: yes\r\nconnection: 
     // Percent-encoded CR/LF stay text.
     assert_eq!(seen.headers["x-encoded"], "a%0d%0aX-Injected: yes");
 }
+
+#[tokio::test]
+async fn cookie_and_query_argument_variables_reach_the_upstream() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&format!(
+        r#"
+[[upstream]]
+name = "app"
+peers = ["http://{}"]
+
+[[listener]]
+address = "127.0.0.1:0"
+request_headers = {{ set = {{ "X-Session" = "$cookie_JSESSIONID", "X-Page" = "$arg_page", "X-Missing" = "[$cookie_none$arg_none]" }} }}
+
+[[listener.route]]
+path = "/"
+proxy = "app"
+"#,
+        origin.addr()
+    ))
+    .await;
+    let request = b"GET /list?Page=3&sort=a HTTP/1.1\r\nhost: app.test\r\n\
+cookie: theme=dark; JSESSIONID=abc.node2\r\nconnection: close\r\n\r\n";
+    let answer = raw_exchange(proxy.addr(), request, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 "));
+    let seen = &origin.requests()[0];
+    assert_eq!(seen.headers["x-session"], "abc.node2");
+    assert_eq!(seen.headers["x-page"], "3");
+    assert_eq!(seen.headers["x-missing"], "[]");
+}

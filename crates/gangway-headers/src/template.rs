@@ -50,6 +50,12 @@ pub enum Variable {
     ConnectionUpgrade,
     /// `$http_<name>`: a request header, `_` standing for `-` in the name.
     Header(HeaderName),
+    /// `$cookie_<name>`: the value of the request cookie `<name>` (the name as written,
+    /// compared exactly); empty when the request has none.
+    Cookie(String),
+    /// `$arg_<name>`: the value of the query argument `<name>` as sent (not decoded; the
+    /// name compared without case, as nginx does); empty when the query has none.
+    Arg(String),
     /// `$ssl_client_escaped_cert`: the client certificate as PEM, URL-escaped byte for
     /// byte as nginx does (`gangway-tls` produces it); empty without one.
     SslClientEscapedCert,
@@ -111,6 +117,12 @@ impl Variable {
                 if let [digit @ b'0'..=b'9'] = name.as_bytes() {
                     return Some(Self::Capture(digit - b'0'));
                 }
+                if let Some(cookie) = name.strip_prefix("cookie_").filter(|n| !n.is_empty()) {
+                    return Some(Self::Cookie(cookie.to_owned()));
+                }
+                if let Some(arg) = name.strip_prefix("arg_").filter(|n| !n.is_empty()) {
+                    return Some(Self::Arg(arg.to_owned()));
+                }
                 let header = name.strip_prefix("http_")?.replace('_', "-");
                 Self::Header(HeaderName::from_bytes(header.as_bytes()).ok()?)
             }
@@ -152,6 +164,8 @@ impl fmt::Display for Variable {
             Self::SslProtocol => "ssl_protocol",
             Self::SslServerName => "ssl_server_name",
             Self::Capture(n) => return write!(f, "{n}"),
+            Self::Cookie(name) => return write!(f, "cookie_{name}"),
+            Self::Arg(name) => return write!(f, "arg_{name}"),
             Self::NamedCapture(name) => name.as_str(),
             Self::Header(header) => {
                 f.write_str("http_")?;

@@ -144,6 +144,20 @@ fn variable_names_resolve_as_nginx_names_them() {
     assert_eq!(Variable::from_name("query_string"), Some(Variable::Args));
     assert_eq!(Variable::from_name("7"), Some(Variable::Capture(7)));
     assert_eq!(Variable::from_name("http_"), None);
+    assert_eq!(
+        Variable::from_name("cookie_JSESSIONID"),
+        Some(Variable::Cookie("JSESSIONID".into()))
+    );
+    assert_eq!(
+        Variable::from_name("arg_page"),
+        Some(Variable::Arg("page".into()))
+    );
+    assert_eq!(Variable::from_name("cookie_"), None);
+    assert_eq!(Variable::from_name("arg_"), None);
+    for name in ["cookie_JSESSIONID", "arg_page", "http_x_a"] {
+        let variable = Variable::from_name(name).expect(name);
+        assert_eq!(variable.to_string(), name);
+    }
     assert_eq!(Variable::from_name("nope"), None);
     assert_eq!(Variable::from_name("12"), None);
 }

@@ -494,3 +494,40 @@ async fn the_send_timeout_leaves_http2_and_tunnels_alone() {
         );
     }
 }
+
+#[test]
+fn cookie_and_query_argument_variables_find_their_value() {
+    use crate::vars::{cookie, query_arg};
+
+    let mut headers = http::HeaderMap::new();
+    headers.append(
+        "cookie",
+        "theme=dark; JSESSIONID=abc.node2".parse().unwrap(),
+    );
+    headers.append("cookie", "later=1;JSESSIONID=second".parse().unwrap());
+    assert_eq!(cookie(&headers, "JSESSIONID"), Some("abc.node2"));
+    assert_eq!(cookie(&headers, "later"), Some("1"));
+    assert_eq!(
+        cookie(&headers, "jsessionid"),
+        None,
+        "cookie names are exact"
+    );
+    assert_eq!(
+        cookie(&headers, "SESSIONID"),
+        None,
+        "no match inside a name"
+    );
+    assert_eq!(cookie(&http::HeaderMap::new(), "theme"), None);
+
+    let query = "page=2&Sort=name%20asc&flag&empty=&page=3";
+    assert_eq!(query_arg(query, "page"), Some("2"), "the first one");
+    assert_eq!(
+        query_arg(query, "sort"),
+        Some("name%20asc"),
+        "case-blind, not decoded"
+    );
+    assert_eq!(query_arg(query, "flag"), Some(""));
+    assert_eq!(query_arg(query, "empty"), Some(""));
+    assert_eq!(query_arg(query, "ag"), None);
+    assert_eq!(query_arg("", "page"), None);
+}

@@ -117,6 +117,8 @@ impl Variables for RequestFacts<'_> {
                 }
                 true
             }
+            Variable::Cookie(name) => push(out, cookie(self.headers, name)),
+            Variable::Arg(name) => push(out, query_arg(self.uri.query().unwrap_or(""), name)),
             Variable::Capture(index) => push(
                 out,
                 self.captures
@@ -128,4 +130,27 @@ impl Variables for RequestFacts<'_> {
             _ => false,
         }
     }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (`a=1; b=2`), the first
+/// one that names it.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key.trim_end() == name).then(|| value.trim_start())
+        })
+}
+
+/// The value of argument `name` in `query` (`a=1&b=2`), as sent; the name is compared
+/// without case, as nginx's `$arg_` does.
+pub(crate) fn query_arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key.eq_ignore_ascii_case(name).then_some(value)
+    })
 }
