@@ -218,7 +218,7 @@ async fn watched_echo() -> (SocketAddr, Arc<AtomicBool>) {
 }
 
 #[tokio::test]
-async fn the_idle_timeout_closes_both_sides_and_traffic_resets_it() {
+async fn the_idle_timeout_closes_both_sides_with_1001_and_traffic_resets_it() {
     let (upstream, upstream_closed) = watched_echo().await;
     let (proxy, ca) = websocket_proxy(upstream, "2s").await;
     let mut ws = over_http1(&proxy, &ca).await;
@@ -241,10 +241,14 @@ async fn the_idle_timeout_closes_both_sides_and_traffic_resets_it() {
     let started = last_traffic;
     let end = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;
     let end = end.expect("the client leg was closed");
-    assert!(
-        !matches!(end, Some(Ok(Message::Text(_) | Message::Binary(_)))),
-        "{end:?}"
-    );
+    // With a close frame, not a dropped connection.
+    match end {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001, "{frame:?}");
+            assert_eq!(frame.reason.as_str(), "idle timeout");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
         "closed {:?} after the last traffic, before the 2 s idle timeout",

@@ -2,7 +2,7 @@
 //! tunnel with a close handshake when the proxy ends it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -16,7 +16,9 @@ use crate::frames::{FrameTracker, MAX_CLOSE_FRAME, OPCODE_CLOSE, close_frame};
 pub enum SpliceEnd {
     /// Both sides closed their sending half.
     Closed,
-    /// No byte moved in either direction for the idle timeout.
+    /// No byte moved in either direction for the idle timeout. A WebSocket tunnel
+    /// ([`splice_websocket`]) is then closed with 1001 "idle timeout" as on `close` (and
+    /// cut if that handshake does not finish within 5 s); a raw one is dropped.
     IdleTimeout,
     /// A read or write failed (a reset, a broken pipe).
     Error,
@@ -52,6 +54,13 @@ pub struct WebSocketClose {
     /// connections are dropped.
     pub timeout: Duration,
 }
+
+/// The close an idle WebSocket tunnel gets.
+const IDLE_CLOSE: WebSocketClose = WebSocketClose {
+    code: 1001,
+    reason: "idle timeout",
+    timeout: Duration::from_secs(5),
+};
 
 /// A read buffer per direction; WebSocket messages are small, and a larger read only
 /// delays nothing because every read is written on at once.
@@ -92,7 +101,8 @@ where
 /// Afterwards nothing more is passed on: what each side sends is read and dropped until
 /// its close frame (the reply) arrives, and then its connection is shut down. When that
 /// is not done within the close timeout, or a side's bytes are not valid WebSocket
-/// framing, both connections are dropped instead.
+/// framing, both connections are dropped instead. A tunnel idle for `idle_timeout` is
+/// closed the same way, with 1001 "idle timeout".
 pub async fn splice_websocket<C, U, F>(
     client: C,
     upstream: U,
@@ -165,17 +175,30 @@ where
         requests.send_replace(Some(request));
         tokio::time::sleep(request.timeout).await;
     };
+    // A WebSocket that idles out is closed with the handshake too, so both ends see a
+    // clean close (1001) instead of a dropped connection; a raw tunnel is just dropped.
+    let idle_closing = AtomicBool::new(false);
+    let idle = async {
+        watch_idle(&shared, idle_timeout).await;
+        if !framed || requests.borrow().is_some() {
+            return;
+        }
+        idle_closing.store(true, Ordering::Relaxed);
+        requests.send_replace(Some(IDLE_CLOSE));
+        tokio::time::sleep(IDLE_CLOSE.timeout).await;
+    };
     let end = tokio::select! {
         (up_ok, down_ok) = async { tokio::join!(up, down) } => {
             let closing = requests.borrow().is_some();
             match (up_ok && down_ok, closing) {
+                _ if idle_closing.load(Ordering::Relaxed) => SpliceEnd::IdleTimeout,
                 (true, false) => SpliceEnd::Closed,
                 (false, false) => SpliceEnd::Error,
                 (true, true) => SpliceEnd::ProxyClosed,
                 (false, true) => SpliceEnd::ProxyCut,
             }
         }
-        () = watch_idle(&shared, idle_timeout) => SpliceEnd::IdleTimeout,
+        () = idle => SpliceEnd::IdleTimeout,
         () = closer => SpliceEnd::ProxyCut,
         () = shared.cut.notified() => SpliceEnd::ProxyCut,
     };

@@ -29,13 +29,17 @@ struct Tunnel {
 }
 
 fn tunnel() -> Tunnel {
+    tunnel_idling_out_after(Duration::from_secs(30))
+}
+
+fn tunnel_idling_out_after(idle_timeout: Duration) -> Tunnel {
     let (client, client_side) = tokio::io::duplex(64 * 1024);
     let (upstream, upstream_side) = tokio::io::duplex(64 * 1024);
     let (close, requested) = oneshot::channel();
     let task = tokio::spawn(splice_websocket(
         client_side,
         upstream_side,
-        Duration::from_secs(30),
+        idle_timeout,
         async move {
             match requested.await {
                 Ok(request) => request,
@@ -238,4 +242,32 @@ async fn a_side_that_closed_first_gets_no_second_close() {
     assert_eq!(report.unwrap().end, SpliceEnd::ProxyClosed);
     assert!(client_rest.is_none(), "{client_rest:?}");
     assert!(upstream_rest.is_none(), "{upstream_rest:?}");
+}
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_with_1001_on_both_sides() {
+    let t = tunnel_idling_out_after(Duration::from_millis(300));
+    let mut client = WebSocketStream::from_raw_socket(t.client, Role::Client, None).await;
+    let mut upstream = WebSocketStream::from_raw_socket(t.upstream, Role::Server, None).await;
+    client.send(Message::text("only")).await.unwrap();
+    assert_eq!(
+        upstream.next().await.unwrap().unwrap(),
+        Message::text("only")
+    );
+    let started = tokio::time::Instant::now();
+    let ((_, client_close), (_, upstream_close)) =
+        tokio::join!(until_close(&mut client), until_close(&mut upstream));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client_close, Some((1001, "idle timeout".to_owned())));
+    assert_eq!(upstream_close, Some((1001, "idle timeout".to_owned())));
+    let (report, _, _) = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(t.task, client.next(), upstream.next())
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.unwrap().end, SpliceEnd::IdleTimeout);
 }
