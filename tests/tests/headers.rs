@@ -218,22 +218,10 @@ async fn the_default_location_rewrite_replaces_the_peers_own_url() {
 #[tokio::test]
 async fn variables_cannot_split_a_header() {
     let origin = RecordingOrigin::start().await;
-    let proxy = Proxy::start(&format!(
-        r#"
-[[upstream]]
-name = "app"
-peers = ["http://{}"]
-
-[[listener]]
-address = "127.0.0.1:0"
-request_headers = {{ set = {{ "X-Original-URI" = "$request_uri", "X-Copied" = "$http_x_odd", "X-Encoded" = "$http_x_enc" }} }}
-
-[[listener.route]]
-path = "/"
-proxy = "app"
-"#,
-        origin.addr()
-    ))
+    let proxy = setting_request_headers(
+        &origin,
+        r#""X-Original-URI" = "$request_uri", "X-Copied" = "$http_x_odd", "X-Encoded" = "$http_x_enc""#,
+    )
     .await;
     let request = b"GET /a%0d%0aX-Injected:%20yes HTTP/1.1\r\nhost: app.test\r\n\
 x-odd: caf\xc3\xa9 \x80\xff end\r\nx-enc: a%0d%0aX-Injected: yes\r\nconnection: close\r\n\r\n";
@@ -251,22 +239,10 @@ x-odd: caf\xc3\xa9 \x80\xff end\r\nx-enc: a%0d%0aX-Injected: yes\r\nconnection: 
 #[tokio::test]
 async fn cookie_and_query_argument_variables_reach_the_upstream() {
     let origin = RecordingOrigin::start().await;
-    let proxy = Proxy::start(&format!(
-        r#"
-[[upstream]]
-name = "app"
-peers = ["http://{}"]
-
-[[listener]]
-address = "127.0.0.1:0"
-request_headers = {{ set = {{ "X-Session" = "$cookie_JSESSIONID", "X-Page" = "$arg_page", "X-Missing" = "[$cookie_none$arg_none]" }} }}
-
-[[listener.route]]
-path = "/"
-proxy = "app"
-"#,
-        origin.addr()
-    ))
+    let proxy = setting_request_headers(
+        &origin,
+        r#""X-Session" = "$cookie_JSESSIONID", "X-Page" = "$arg_page", "X-Missing" = "[$cookie_none$arg_none]""#,
+    )
     .await;
     let request = b"GET /list?Page=3&sort=a HTTP/1.1\r\nhost: app.test\r\n\
 cookie: theme=dark; JSESSIONID=abc.node2\r\nconnection: close\r\n\r\n";
@@ -276,4 +252,26 @@ cookie: theme=dark; JSESSIONID=abc.node2\r\nconnection: close\r\n\r\n";
     assert_eq!(seen.headers["x-session"], "abc.node2");
     assert_eq!(seen.headers["x-page"], "3");
     assert_eq!(seen.headers["x-missing"], "[]");
+}
+
+/// A proxy in front of `origin` whose listener sets the request headers `sets` (the inside
+/// of a TOML inline table).
+async fn setting_request_headers(origin: &RecordingOrigin, sets: &str) -> Proxy {
+    Proxy::start(&format!(
+        r#"
+[[upstream]]
+name = "app"
+peers = ["http://{}"]
+
+[[listener]]
+address = "127.0.0.1:0"
+request_headers = {{ set = {{ {sets} }} }}
+
+[[listener.route]]
+path = "/"
+proxy = "app"
+"#,
+        origin.addr()
+    ))
+    .await
 }
