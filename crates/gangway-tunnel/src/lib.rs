@@ -30,7 +30,7 @@
 //! - [`bridge_tcp_to_ws`] and [`bridge_ws_to_tcp`] carry TCP connections over WebSockets,
 //!   so that a VNC viewer speaking TCP reaches a device through the relay.
 //!
-//! With the `cli` feature, [`cli`] holds the `probe` and `bridge` subcommands (clap
+//! With the `cli` feature, the `cli` module holds the `probe` and `bridge` subcommands (clap
 //! arguments and runners) that the gangway binaries share.
 //!
 //! The protocol is described in `docs/tunnels.md`.

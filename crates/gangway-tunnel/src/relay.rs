@@ -405,6 +405,7 @@ pub struct Admission {
 
 /// Why a relayed session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RelayEnd {
     /// `by` closed (with `code`, `None` when its close frame had none, or
     /// [`CLOSE_PARTNER_GONE`] when its connection ended without one); the other side was

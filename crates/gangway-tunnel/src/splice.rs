@@ -13,6 +13,7 @@ use crate::frames::{FrameTracker, MAX_CLOSE_FRAME, OPCODE_CLOSE, close_frame};
 
 /// Why a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpliceEnd {
     /// Both sides closed their sending half.
     Closed,
