@@ -82,4 +82,5 @@ pub use error::{Error, Errors, IoError, Location};
 pub use gangway_tls::{CertificateSource, Sha256Fingerprint, UnknownSni};
 pub use model::*;
 pub use validate::{load, parse};
+pub use values::{duration_to_toml, parse_duration, parse_size};
 pub use write::to_toml;

@@ -35,7 +35,9 @@ const SIZE_UNITS: [(&str, u64); 7] = [
 ];
 
 /// Reads a size written with a unit, such as `16KiB` (a space before the unit is allowed).
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+/// The error says what is wrong with the text (`has unknown unit "KiBs"`), for a message
+/// that names the key and what was expected.
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return Err("does not start with a number".to_owned());
@@ -71,8 +73,9 @@ pub(crate) fn size_to_toml(bytes: u64) -> String {
 }
 
 /// Reads a duration string: number-unit pairs with units `h`, `m`, `s`, `ms`, each at most
-/// once and largest first, e.g. `1h30m` or `1500ms`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+/// once and largest first, e.g. `1h30m` or `1500ms`. The error says what is wrong with
+/// the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("is empty".to_owned());
     }
@@ -115,7 +118,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Writes a duration as TOML: `"1500ms"` when it has a fraction of a second (rounded up to
 /// whole milliseconds), otherwise hours, minutes and seconds such as `"1h30m"`.
-pub(crate) fn duration_to_toml(duration: Duration) -> String {
+pub fn duration_to_toml(duration: Duration) -> String {
     if duration.subsec_nanos() != 0 {
         return format!("\"{}ms\"", duration.as_nanos().div_ceil(1_000_000));
     }

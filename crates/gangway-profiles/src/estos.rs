@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::Errors;
 use crate::run::Profile;
-use crate::values::{Check, FILE, HOST, IntOrText, Key, duration_text, quote};
+use crate::values::{Check, FILE, HOST, IntOrText, Key, quote};
 
 /// The estos profile file.
 #[derive(Debug, Deserialize)]
@@ -113,7 +113,7 @@ impl Profile for Estos {
             "\n[[listener.route]]\npath = \"/ws/client/websocket\"\nproxy = \"ucserver\"\n\
              websocket = true\nwebsocket_idle_timeout = {}\n\n\
              [[listener.route]]\npath = \"/\"\nproxy = \"ucserver\"\nlocation_rewrite = \"off\"",
-            duration_text(idle)
+            gangway_config::duration_to_toml(std::time::Duration::from_millis(idle))
         );
         check.finish(out)
     }

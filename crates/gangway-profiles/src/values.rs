@@ -182,7 +182,7 @@ impl<'a> Check<'a> {
                 .ok()
                 .filter(|&bytes| bytes > 0)
                 .ok_or_else(|| "is not greater than 0".to_owned()),
-            IntOrText::Text(text) => parse_size(text),
+            IntOrText::Text(text) => gangway_config::parse_size(text),
         };
         parsed.unwrap_or_else(|problem| {
             self.invalid(value.span(), key, show(value.get_ref()), problem, SIZE);
@@ -206,7 +206,8 @@ impl<'a> Check<'a> {
                 .filter(|&seconds| seconds > 0)
                 .and_then(|seconds| seconds.checked_mul(1000))
                 .ok_or_else(|| "is not a positive number of seconds".to_owned()),
-            IntOrText::Text(text) => parse_duration_ms(text),
+            IntOrText::Text(text) => gangway_config::parse_duration(text)
+                .map(|duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
         };
         parsed.unwrap_or_else(|problem| {
             self.invalid(value.span(), key, show(value.get_ref()), problem, DURATION);
@@ -287,15 +288,6 @@ fn show(value: &IntOrText) -> String {
     }
 }
 
-/// A duration in milliseconds as the generic configuration writes it.
-pub(crate) fn duration_text(ms: u64) -> String {
-    if ms % 1000 == 0 {
-        format!("\"{}s\"", ms / 1000)
-    } else {
-        format!("\"{ms}ms\"")
-    }
-}
-
 fn parse_url(text: &str, https_only: bool) -> Result<String, String> {
     let (scheme, rest) = text
         .split_once("://")
@@ -331,85 +323,12 @@ fn parse_url(text: &str, https_only: bool) -> Result<String, String> {
     Ok(format!("{scheme}://{}:{port}", host.to_ascii_lowercase()))
 }
 
-const SIZE_UNITS: [(&str, u64); 7] = [
-    ("B", 1),
-    ("KB", 1000),
-    ("MB", 1000 * 1000),
-    ("GB", 1000 * 1000 * 1000),
-    ("KiB", 1024),
-    ("MiB", 1024 * 1024),
-    ("GiB", 1024 * 1024 * 1024),
-];
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let number: u64 = text[..digits]
-        .parse()
-        .map_err(|_| "does not start with a number".to_owned())?;
-    let unit = text[digits..].strip_prefix(' ').unwrap_or(&text[digits..]);
-    let (_, factor) = SIZE_UNITS
-        .iter()
-        .find(|(name, _)| *name == unit)
-        .ok_or_else(|| format!("has unknown unit {}", quote(unit)))?;
-    match number.checked_mul(*factor) {
-        Some(0) => Err("is zero".to_owned()),
-        Some(bytes) => Ok(bytes),
-        None => Err("is too large".to_owned()),
-    }
-}
-
-fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    // Units largest first, each at most once: `1h30m`, `500ms`.
-    const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)];
-    let mut rest = text;
-    let mut total: u64 = 0;
-    let mut next_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "is not number-unit pairs".to_owned())?;
-        rest = &rest[digits..];
-        let found = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            // `ms` before `m`: the longer unit that matches wins.
-            .filter(|(_, (unit, _))| rest.starts_with(unit))
-            .max_by_key(|(_, (unit, _))| unit.len());
-        let Some((index, (unit, factor))) = found else {
-            return Err("has a missing, unknown or repeated unit".to_owned());
-        };
-        rest = &rest[unit.len()..];
-        next_unit = index + 1;
-        total = number
-            .checked_mul(*factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(|| "is too large".to_owned())?;
-    }
-    if total == 0 {
-        return Err("is zero".to_owned());
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sizes_durations_and_urls_read_as_the_generic_configuration_does() {
-        assert_eq!(parse_size("200MiB"), Ok(200 * 1024 * 1024));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("1 KB"), Ok(1000));
-        assert!(parse_size("12").is_err());
-        assert!(parse_size("0MiB").is_err());
-        assert_eq!(parse_duration_ms("3600s"), Ok(3_600_000));
-        assert_eq!(parse_duration_ms("5m"), Ok(300_000));
-        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
-        assert_eq!(parse_duration_ms("250ms"), Ok(250));
-        assert!(parse_duration_ms("5s5m").is_err());
-        assert!(parse_duration_ms("5").is_err());
+    fn urls_read_as_the_generic_configuration_does() {
         assert_eq!(
             parse_url("http://UC:7224/", false).as_deref(),
             Ok("http://uc:7224")
@@ -420,8 +339,6 @@ mod tests {
         );
         assert!(parse_url("http://uc:7224", true).is_err());
         assert!(parse_url("http://uc:7224/x", false).is_err());
-        assert_eq!(duration_text(3_600_000), "\"3600s\"");
-        assert_eq!(duration_text(1500), "\"1500ms\"");
     }
 
     #[test]
