@@ -114,14 +114,11 @@ pub(crate) fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Runs `work` on a multi-threaded runtime.
+/// Runs `work` on [`gangway_proxy::build_runtime`]'s runtime.
 fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match gangway_proxy::build_runtime() {
         Ok(runtime) => runtime.block_on(work),
-        Err(error) => fail(&format!("cannot start the runtime: {error}")),
+        Err(error) => fail(&error.to_string()),
     }
 }
 

@@ -41,9 +41,15 @@ fn line_starting_with(child: &mut Child, prefix: &str) -> String {
 
 /// Starts `gangway demo` on free ports; returns the process and its HTTPS address.
 fn start_demo() -> (Running, SocketAddr) {
+    start_demo_with(&[])
+}
+
+/// [`start_demo`] with these environment variables.
+fn start_demo_with(env: &[(&str, &str)]) -> (Running, SocketAddr) {
     let mut demo = Running(
         Command::new(BINARY)
             .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -124,6 +130,73 @@ async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
     signal(&child.0, "TERM");
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// User + system clock ticks of `/proc/PID/{path}stat` (the process, or one of its threads).
+fn cpu_ticks(child: &Child, path: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/{path}stat", child.id())).unwrap();
+    // Fields after the command name (which may hold spaces), counted from `state` as 0.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// `TOKIO_WORKER_THREADS=1` (as for a process allowed one CPU) serves on the main thread with
+/// the current-thread runtime; with 2 the main thread only waits while workers serve.
+#[tokio::test]
+async fn one_worker_thread_serves_on_the_main_thread_and_two_serve_on_workers() {
+    for threads in ["1", "2"] {
+        let (mut child, https) = start_demo_with(&[("TOKIO_WORKER_THREADS", threads)]);
+        let main_thread = format!("task/{}/", child.0.id());
+        let (process_before, main_before) =
+            (cpu_ticks(&child.0, ""), cpu_ticks(&child.0, &main_thread));
+        // Full TLS handshakes cost enough CPU to show up in clock ticks.
+        for _ in 0..60 {
+            let stream = tls_connect(https, "localhost", insecure_tls()).await;
+            let request = http::Request::get("/threads")
+                .header("host", "localhost")
+                .body(Full::<Bytes>::default())
+                .unwrap();
+            let response = http1_request(stream, request).await;
+            assert_eq!(response.status(), 200, "TOKIO_WORKER_THREADS={threads}");
+        }
+        let process = cpu_ticks(&child.0, "") - process_before;
+        let main = cpu_ticks(&child.0, &main_thread) - main_before;
+        assert!(process >= 2, "{process} ticks for 60 handshakes");
+        if threads == "1" {
+            assert!(
+                main * 10 >= process * 9,
+                "main thread {main} of {process} ticks"
+            );
+        } else {
+            assert!(
+                main * 10 <= process,
+                "main thread {main} of {process} ticks"
+            );
+        }
+        signal(&child.0, "TERM");
+        assert!(child.0.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn a_bad_worker_thread_count_is_refused_with_its_value() {
+    let output = Command::new(BINARY)
+        .args(["demo", "--http-port", "0", "--https-port", "0"])
+        .env("TOKIO_WORKER_THREADS", "many")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("TOKIO_WORKER_THREADS=`many`: expected a whole number of threads, 1 or more"),
+        "{stderr}"
+    );
 }
 
 /// A request in flight (2 s) and an open WebSocket at SIGTERM, with a 5 s drain: new

@@ -114,12 +114,9 @@ pub fn run_profile<P: Profile>() -> ExitCode {
         print!("{expansion}");
         return ExitCode::SUCCESS;
     }
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match gangway_proxy::build_runtime() {
         Ok(runtime) => runtime.block_on(serve::<P>(config, cli.config)),
-        Err(error) => fail(&format!("cannot start the runtime: {error}")),
+        Err(error) => fail(&error.to_string()),
     }
 }
 

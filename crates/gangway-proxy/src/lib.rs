@@ -32,6 +32,9 @@
 //! open WebSocket tunnels and relay sessions ([`Server::admin_addr`], [`Metrics`];
 //! `docs/operations.md`).
 //!
+//! [`build_runtime`] makes the tokio runtime the binaries serve on: one thread per CPU the
+//! process may use (or `TOKIO_WORKER_THREADS`), and a current-thread runtime when that is one.
+//!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
 //!
@@ -67,6 +70,7 @@ mod signal;
 mod stall;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod tunnels;
 mod vars;
 
@@ -78,3 +82,4 @@ pub use server::{Server, TlsReload, TlsReloader};
 pub use signal::{
     PidFile, reload_config_on_hangup, reload_on_hangup, send_reload_signal, shutdown_signal,
 };
+pub use threads::{RuntimeError, WORKER_THREADS_VAR, build_runtime, worker_threads};
