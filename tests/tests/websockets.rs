@@ -30,6 +30,15 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 /// A TLS listener (h2 and http/1.1) with one WebSocket route to `upstream`.
 async fn websocket_proxy(upstream: SocketAddr, idle: &str) -> (Proxy, TestCa) {
+    websocket_proxy_on(upstream, idle, gangway_proxy::Workers::here()).await
+}
+
+/// [`websocket_proxy`] serving its connections on `workers`.
+async fn websocket_proxy_on(
+    upstream: SocketAddr,
+    idle: &str,
+    workers: gangway_proxy::Workers,
+) -> (Proxy, TestCa) {
     let ca = TestCa::new("websocket CA");
     let dir = TempDir::new("websockets");
     let (cert, key) = write_pem_files(dir.path(), &ca.issue_server(&["app.test"]));
@@ -51,7 +60,7 @@ websocket = true
 websocket_idle_timeout = "{idle}"
 "#
     );
-    (Proxy::start_in(dir, &toml).await, ca)
+    (Proxy::start_on(dir, &toml, workers).await, ca)
 }
 
 /// A WebSocket through the proxy over an HTTP/1.1 upgrade.
@@ -185,6 +194,27 @@ async fn every_kind_of_message_arrives_intact_over_an_http1_upgrade() {
     let echo = start_echo().await;
     let (proxy, ca) = websocket_proxy(echo.local_addr(), "1h").await;
     every_kind_of_message_is_echoed(over_http1(&proxy, &ca).await).await;
+}
+
+/// Served on two worker threads (as the binaries do with two CPUs), both ways at once:
+/// each WebSocket lives on its own worker.
+#[tokio::test]
+async fn every_kind_of_message_arrives_intact_on_worker_threads() {
+    let echo = start_echo().await;
+    let workers =
+        gangway_proxy::Workers::start(std::num::NonZeroUsize::MIN.saturating_add(1)).unwrap();
+    let (proxy, ca) = websocket_proxy_on(echo.local_addr(), "1h", workers.clone()).await;
+    let (http1, http2) = (over_http1(&proxy, &ca).await, over_http2(&proxy, &ca).await);
+    // The second connection went to the worker without the first one's tunnel.
+    assert!(
+        workers.tasks().iter().all(|&tasks| tasks > 0),
+        "{:?}",
+        workers.tasks()
+    );
+    tokio::join!(
+        every_kind_of_message_is_echoed(http1),
+        every_kind_of_message_is_echoed(http2)
+    );
 }
 
 #[tokio::test]

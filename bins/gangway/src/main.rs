@@ -80,21 +80,21 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Run(RunArgs { file, pid_file }) => with_config(&file.config, |config| {
-            block_on(serve(config, None, Some(file.config.clone()), pid_file))
+            block_on(|workers| serve(config, workers, None, Some(file.config.clone()), pid_file))
         }),
         Command::Reload(args) => match gangway_proxy::send_reload_signal(&args.pid_file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&format!("reload: {error}")),
         },
-        Command::Probe(args) => block_on(gangway_tunnel::cli::probe(args)),
-        Command::Bridge(args) => block_on(gangway_tunnel::cli::bridge(args)),
-        Command::Demo(args) => block_on(async move {
+        Command::Probe(args) => block_on(|_| gangway_tunnel::cli::probe(args)),
+        Command::Bridge(args) => block_on(|_| gangway_tunnel::cli::bridge(args)),
+        Command::Demo(args) => block_on(|workers| async move {
             let origin = match gangway_echo::EchoOrigin::bind(([127, 0, 0, 1], 0).into()).await {
                 Ok(origin) => origin,
                 Err(error) => return fail(&format!("demo: cannot start the echo origin: {error}")),
             };
             match demo::config(&args, origin.local_addr()) {
-                Ok(config) => serve(config, Some(origin), None, None).await,
+                Ok(config) => serve(config, workers, Some(origin), None, None).await,
                 Err(error) => fail(&format!("demo: {error}")),
             }
         }),
@@ -114,10 +114,12 @@ pub(crate) fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Runs `work` on [`gangway_proxy::build_runtime`]'s runtime.
-fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match gangway_proxy::build_runtime() {
-        Ok(runtime) => runtime.block_on(work),
+/// Runs `work` on the main thread, with the workers of [`gangway_proxy::start_threads`].
+fn block_on<F: std::future::Future<Output = ExitCode>>(
+    work: impl FnOnce(gangway_proxy::Workers) -> F,
+) -> ExitCode {
+    match gangway_proxy::start_threads() {
+        Ok(threads) => threads.runtime.block_on(work(threads.workers)),
         Err(error) => fail(&error.to_string()),
     }
 }
@@ -126,6 +128,7 @@ fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 /// demo's echo origin runs alongside.
 async fn serve(
     config: Config,
+    workers: gangway_proxy::Workers,
     demo: Option<gangway_echo::EchoOrigin>,
     file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
@@ -138,7 +141,7 @@ async fn serve(
     tokio::spawn(gangway_proxy::reopen_logs_on_usr1());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
-        Ok(server) => server,
+        Ok(server) => server.spread_over(workers),
         Err(error) => return fail(&error.report()),
     };
     let _echo = demo.map(|origin| {

@@ -114,16 +114,22 @@ pub fn run_profile<P: Profile>() -> ExitCode {
         print!("{expansion}");
         return ExitCode::SUCCESS;
     }
-    match gangway_proxy::build_runtime() {
-        Ok(runtime) => runtime.block_on(serve::<P>(config, cli.config)),
+    match gangway_proxy::start_threads() {
+        Ok(threads) => threads
+            .runtime
+            .block_on(serve::<P>(config, threads.workers, cli.config)),
         Err(error) => fail(&error.to_string()),
     }
 }
 
-async fn serve<P: Profile>(config: Config, file: PathBuf) -> ExitCode {
+async fn serve<P: Profile>(
+    config: Config,
+    workers: gangway_proxy::Workers,
+    file: PathBuf,
+) -> ExitCode {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match gangway_proxy::Server::bind(&config, provider).await {
-        Ok(server) => server,
+        Ok(server) => server.spread_over(workers),
         Err(error) => return fail(&error.report()),
     };
     let load = move || {

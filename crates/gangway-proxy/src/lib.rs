@@ -32,8 +32,10 @@
 //! open WebSocket tunnels and relay sessions ([`Server::admin_addr`], [`Metrics`];
 //! `docs/operations.md`).
 //!
-//! [`build_runtime`] makes the tokio runtime the binaries serve on: one thread per CPU the
-//! process may use (or `TOKIO_WORKER_THREADS`), and a current-thread runtime when that is one.
+//! [`start_threads`] makes the threads the binaries serve on: a main thread that accepts and
+//! [`Workers`], one per CPU the process may use (or `TOKIO_WORKER_THREADS`), each serving
+//! whole connections on a current-thread runtime of its own ([`Server::spread_over`]); with
+//! one CPU, everything runs on the main thread.
 //!
 //! It is not for reading configuration files (`gangway-config`) or choosing a process-wide
 //! crypto provider (the binaries do that).
@@ -82,4 +84,6 @@ pub use server::{Server, TlsReload, TlsReloader};
 pub use signal::{
     PidFile, reload_config_on_hangup, reload_on_hangup, send_reload_signal, shutdown_signal,
 };
-pub use threads::{RuntimeError, WORKER_THREADS_VAR, build_runtime, worker_threads};
+pub use threads::{
+    RuntimeError, Threads, WORKER_THREADS_VAR, Workers, start_threads, worker_threads,
+};

@@ -16,10 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::Error;
 use crate::metrics::Observer;
 use crate::runtime::{ListenerRuntime, build};
 use crate::server::{Tracker, accept_loop};
+use crate::{Error, Workers};
 
 /// The TLS listeners of the current configuration, for [`crate::TlsReloader`].
 pub(crate) type TlsListeners = Arc<ArcSwap<Vec<(Arc<str>, Arc<gangway_tls::ListenerTls>)>>>;
@@ -115,6 +115,7 @@ pub(crate) struct ListenerSet {
     pub(crate) drain_timeout: Duration,
     watch_interval: Option<Duration>,
     observer: Arc<Observer>,
+    workers: Workers,
 }
 
 impl ListenerSet {
@@ -131,6 +132,7 @@ impl ListenerSet {
         graceful: Arc<GracefulShutdown>,
         tunnels: Tracker,
         observer: Arc<Observer>,
+        workers: Workers,
     ) -> Self {
         let mut set = Self {
             provider,
@@ -143,6 +145,7 @@ impl ListenerSet {
             drain_timeout,
             watch_interval,
             observer,
+            workers,
         };
         for (bound, runtime) in bound.into_iter().zip(runtimes) {
             let accepting = set.accept(bound, runtime);
@@ -160,6 +163,7 @@ impl ListenerSet {
             runtime.clone(),
             self.graceful.clone(),
             self.tunnels.clone(),
+            self.workers.clone(),
             stopped,
         ));
         Accepting {

@@ -19,7 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::Error;
 use crate::admin::AdminListener;
 use crate::conn_io::{ConnState, GuardedIo};
 use crate::edge::{Prefixed, read_proxy_header};
@@ -30,6 +29,7 @@ use crate::metrics::{Metrics, Observer};
 use crate::runtime::{ListenerRuntime, build};
 use crate::service::{Connection, serve};
 use crate::stall::StallExecutor;
+use crate::{Error, Workers};
 
 /// `SETTINGS_MAX_CONCURRENT_STREAMS` of every HTTP/2 connection.
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -131,6 +131,8 @@ pub struct Server {
     /// `/metrics`, readiness and the tunnel registry.
     observer: Arc<Observer>,
     admin: Option<AdminListener>,
+    /// Where accepted connections are served.
+    workers: Workers,
 }
 
 /// Reloads the TLS material (certificates, keys, client CAs, CRLs) of every TLS listener
@@ -216,7 +218,17 @@ impl Server {
             reloads,
             observer,
             admin,
+            workers: Workers::here(),
         })
+    }
+
+    /// Serves accepted connections on `workers` (each on the least busy one) instead of the
+    /// runtime that runs [`run`](Self::run), which keeps accepting, the admin listener,
+    /// health checks and reloads.
+    #[must_use]
+    pub fn spread_over(mut self, workers: Workers) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// The admin listener's bound address, when the configuration has one.
@@ -270,6 +282,7 @@ impl Server {
             mut reloads,
             observer,
             admin,
+            workers,
             ..
         } = self;
         // Only outside handles may ask for reloads now.
@@ -287,6 +300,8 @@ impl Server {
             graceful.clone(),
             tunnels.clone(),
             observer.clone(),
+            // The workers stop with their last handle: this one lasts until the drain is over.
+            workers.clone(),
         );
         // The admin listener answers until the drain is over, so `/readyz` says 503 then.
         let (admin_stop, admin_stopped) = watch::channel(false);
@@ -329,6 +344,7 @@ impl Server {
             // An admin task that panicked has nothing left to close.
             let _ = admin.await;
         }
+        drop(workers);
     }
 }
 
@@ -337,6 +353,7 @@ pub(crate) async fn accept_loop(
     runtime: Arc<ArcSwap<ListenerRuntime>>,
     graceful: Arc<GracefulShutdown>,
     tunnels: Tracker,
+    workers: Workers,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -350,8 +367,8 @@ pub(crate) async fn accept_loop(
                 let runtime = runtime.load_full();
                 let watcher = graceful.watcher();
                 let tunnels = tunnels.clone();
-                tokio::spawn(async move {
-                    handle_connection(stream, client, runtime, watcher, tunnels).await;
+                workers.serve(stream, move |stream| {
+                    handle_connection(stream, client, runtime, watcher, tunnels)
                 });
             }
             Err(error) => {

@@ -1,14 +1,30 @@
-//! The tokio runtime a gangway binary serves on, sized like nginx's `worker_processes auto`.
+//! The threads a gangway binary serves on, sized like nginx's `worker_processes auto`: a
+//! main thread that accepts connections and runs the housekeeping (admin listener, health
+//! checks, reloads, signals), and worker threads that each serve whole connections on a
+//! runtime of their own.
+//!
+//! Each worker runs tokio's current-thread runtime, as each nginx worker is one process with
+//! one event loop: a connection, its requests and its tunnels stay on one thread (idle
+//! upstream connections are shared by all workers). On one core that serves a third to a half more requests than tokio's
+//! multi-thread scheduler with a single worker, and on two cores about an eighth more than
+//! the scheduler with two (`docs/benchmarks.md`): there are no cross-thread wake-ups and no
+//! work-stealing bookkeeping on a request's path.
 
 use std::ffi::OsStr;
+use std::future::Future;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 
-use tokio::runtime::{Builder, Runtime};
+use tokio::net::TcpStream;
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::oneshot;
 
 /// The environment variable that sets the number of worker threads (tokio's own name for it).
 pub const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 
-/// Why the runtime could not be started.
+/// Why the threads could not be started.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
@@ -18,7 +34,7 @@ pub enum RuntimeError {
         /// The value as set.
         value: String,
     },
-    /// The operating system refused a thread or the I/O driver.
+    /// The operating system refused a thread or an I/O driver.
     #[error("cannot start the runtime: {0}")]
     Build(#[source] std::io::Error),
 }
@@ -43,30 +59,185 @@ fn threads_from(value: Option<&OsStr>, cpus: NonZeroUsize) -> Result<NonZeroUsiz
         })
 }
 
-/// A runtime with [`worker_threads`] threads and every driver enabled.
-///
-/// With one thread it is tokio's current-thread runtime: everything runs on the thread that
-/// calls `block_on`, as in one nginx worker. On one core that serves a third to a half more
-/// requests than the multi-thread scheduler with a single worker (`docs/benchmarks.md`), which
-/// pays for cross-thread wake-ups and work-stealing bookkeeping it cannot use.
-pub fn build_runtime() -> Result<Runtime, RuntimeError> {
-    runtime_with(worker_threads()?)
+/// The main thread's runtime and the [`Workers`] for a binary: see [`start_threads`].
+#[derive(Debug)]
+pub struct Threads {
+    /// A current-thread runtime for the thread that calls `block_on`.
+    pub runtime: Runtime,
+    /// The threads that serve connections; hand them to [`Server::spread_over`](crate::Server::spread_over).
+    pub workers: Workers,
 }
 
-fn runtime_with(threads: NonZeroUsize) -> Result<Runtime, RuntimeError> {
-    let mut builder = if threads.get() == 1 {
-        Builder::new_current_thread()
+/// The main thread's runtime and [`worker_threads`] workers. With one, there is no extra
+/// thread: connections are served on the main thread, everything on one thread.
+pub fn start_threads() -> Result<Threads, RuntimeError> {
+    let threads = worker_threads()?;
+    let runtime = current_thread_runtime()?;
+    let workers = if threads.get() == 1 {
+        Workers::here()
     } else {
-        let mut builder = Builder::new_multi_thread();
-        // Set explicitly so that tokio never reads (and panics on) the variable itself.
-        builder.worker_threads(threads.get());
-        builder
+        Workers::start(threads)?
     };
-    builder.enable_all().build().map_err(RuntimeError::Build)
+    Ok(Threads { runtime, workers })
+}
+
+fn current_thread_runtime() -> Result<Runtime, RuntimeError> {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RuntimeError::Build)
+}
+
+/// Threads that serve connections, each on a current-thread runtime of its own. A new
+/// connection goes to the worker with the fewest live tasks: connections, and what they
+/// started there (HTTP/2 streams, WebSocket tunnels, upstream connections), so long-lived
+/// tunnels count as the load they are.
+///
+/// Cloning is cheap; the threads stop when the last clone is dropped (connections still
+/// open on them are cut). [`Workers::here`] has no threads: connections are served on the
+/// runtime that accepted them, which is what a [`Server`](crate::Server) does by default.
+#[derive(Debug, Clone)]
+pub struct Workers {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    workers: Vec<Worker>,
+    /// Where the search for the least busy worker starts, so that ties rotate.
+    next: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Worker {
+    handle: Handle,
+    /// Dropped to stop the thread.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// No worker threads: connections are served where they were accepted.
+    pub fn here() -> Self {
+        Self {
+            inner: Arc::new(Inner::default()),
+        }
+    }
+
+    /// Starts `count` threads named `gangway-worker-N`, each running a current-thread runtime
+    /// with every driver enabled.
+    pub fn start(count: NonZeroUsize) -> Result<Self, RuntimeError> {
+        let mut workers = Vec::with_capacity(count.get());
+        for index in 0..count.get() {
+            let runtime = current_thread_runtime()?;
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(format!("gangway-worker-{index}"))
+                .spawn(move || {
+                    // Either a stop or the sender gone ends the thread.
+                    let _ = runtime.block_on(stopped);
+                    // Connections still open are cut rather than waited for: the server's
+                    // drain has given them their time already.
+                    runtime.shutdown_background();
+                })
+                .map_err(RuntimeError::Build)?;
+            workers.push(Worker {
+                handle,
+                stop: Some(stop),
+                thread: Some(thread),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                workers,
+                next: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// How many worker threads there are (0 for [`here`](Self::here)).
+    pub fn len(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// Whether there are no worker threads.
+    pub fn is_empty(&self) -> bool {
+        self.inner.workers.is_empty()
+    }
+
+    /// The live tasks on each worker, in worker order: what balancing compares.
+    pub fn tasks(&self) -> Vec<usize> {
+        self.inner.workers.iter().map(Worker::tasks).collect()
+    }
+
+    /// Serves `stream` with `serve` on the least busy worker, or on the current runtime
+    /// when there are none. The stream moves to the worker's I/O driver.
+    pub(crate) fn serve<F>(
+        &self,
+        stream: TcpStream,
+        serve: impl FnOnce(TcpStream) -> F + Send + 'static,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Some(worker) = self.least_busy() else {
+            tokio::spawn(serve(stream));
+            return;
+        };
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!("cannot hand a connection to a worker: {error}");
+                return;
+            }
+        };
+        worker.handle.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(error) => tracing::warn!("a worker cannot take a connection: {error}"),
+            }
+        });
+    }
+
+    fn least_busy(&self) -> Option<&Worker> {
+        let workers = &self.inner.workers;
+        if workers.is_empty() {
+            return None;
+        }
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        (0..workers.len())
+            .map(|offset| &workers[(start + offset) % workers.len()])
+            .min_by_key(|worker| worker.tasks())
+    }
+}
+
+impl Worker {
+    fn tasks(&self) -> usize {
+        self.handle.metrics().num_alive_tasks()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            drop(worker.stop.take());
+        }
+        for worker in &mut self.workers {
+            if let Some(thread) = worker.thread.take() {
+                // A worker that panicked has nothing left to stop.
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
     use super::*;
 
     fn threads(value: Option<&str>, cpus: usize) -> Result<usize, String> {
@@ -95,26 +266,95 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_thread_runs_tasks_on_the_calling_thread_more_use_the_multi_thread_scheduler()
-    -> Result<(), RuntimeError> {
-        let one = runtime_with(NonZeroUsize::MIN)?;
-        assert_eq!(
-            one.handle().runtime_flavor(),
-            tokio::runtime::RuntimeFlavor::CurrentThread
-        );
-        let caller = std::thread::current().id();
-        let task_thread =
-            one.block_on(async { tokio::spawn(async { std::thread::current().id() }).await });
-        assert_eq!(task_thread.ok(), Some(caller));
+    /// Accepts `count` connections and hands each to `workers`; each connection answers with
+    /// the name of the thread serving it once it has read a byte, then waits for EOF.
+    async fn serve_names(workers: &Workers, count: usize) -> Vec<TcpStream> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..count {
+            let client = TcpStream::connect(address).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            workers.serve(stream, |mut stream| async move {
+                let mut byte = [0; 1];
+                if stream.read_exact(&mut byte).await.is_ok() {
+                    let name = std::thread::current().name().unwrap_or("-").to_owned();
+                    let _ = stream.write_all(format!("{name}\n").as_bytes()).await;
+                    let _ = stream.read(&mut byte).await;
+                }
+            });
+            clients.push(client);
+        }
+        clients
+    }
 
-        let two = runtime_with(
-            NonZeroUsize::new(2).ok_or(RuntimeError::BadWorkerThreads { value: "2".into() })?,
-        )?;
+    async fn thread_of(client: &mut TcpStream) -> String {
+        client.write_all(b"?").await.unwrap();
+        let mut name = Vec::new();
+        let mut byte = [0; 1];
+        while tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .is_ok()
+            && byte[0] != b'\n'
+        {
+            name.push(byte[0]);
+        }
+        String::from_utf8(name).unwrap()
+    }
+
+    async fn until_tasks(workers: &Workers, expected: &[usize]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while workers.tasks() != expected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "tasks {:?}, expected {expected:?}",
+                workers.tasks()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_least_busy_worker_and_are_served_there() {
+        let workers = Workers::start(NonZeroUsize::new(2).unwrap()).unwrap();
+        let clients = serve_names(&workers, 4).await;
+        until_tasks(&workers, &[2, 2]).await;
+        let mut served = Vec::new();
+        for mut client in clients {
+            served.push((thread_of(&mut client).await, client));
+        }
+        let mut names: Vec<&str> = served.iter().map(|(name, _)| name.as_str()).collect();
+        names.sort_unstable();
         assert_eq!(
-            two.handle().runtime_flavor(),
-            tokio::runtime::RuntimeFlavor::MultiThread
+            names,
+            [
+                "gangway-worker-0",
+                "gangway-worker-0",
+                "gangway-worker-1",
+                "gangway-worker-1"
+            ]
         );
-        Ok(())
+
+        // Both connections on worker 0 end: the next two both go to it.
+        served.retain(|(name, _)| name != "gangway-worker-0");
+        until_tasks(&workers, &[0, 2]).await;
+        let more = serve_names(&workers, 2).await;
+        until_tasks(&workers, &[2, 2]).await;
+        for mut client in more {
+            assert_eq!(thread_of(&mut client).await, "gangway-worker-0");
+        }
+        drop(served);
+        until_tasks(&workers, &[0, 0]).await;
+    }
+
+    #[tokio::test]
+    async fn without_workers_a_connection_is_served_on_the_current_runtime() {
+        let workers = Workers::here();
+        assert!(workers.is_empty());
+        let current = std::thread::current().name().unwrap_or("-").to_owned();
+        let mut clients = serve_names(&workers, 1).await;
+        assert_eq!(thread_of(&mut clients[0]).await, current);
+        assert!(workers.tasks().is_empty());
     }
 }

@@ -33,13 +33,23 @@ impl Proxy {
 
     /// As [`Proxy::start`], with files (certificates) already placed in `dir`.
     pub(crate) async fn start_in(dir: TempDir, toml: &str) -> Proxy {
+        Self::start_on(dir, toml, gangway_proxy::Workers::here()).await
+    }
+
+    /// As [`Proxy::start_in`], serving connections on `workers`.
+    pub(crate) async fn start_on(
+        dir: TempDir,
+        toml: &str,
+        workers: gangway_proxy::Workers,
+    ) -> Proxy {
         let path = dir.path().join("gangway.toml");
         std::fs::write(&path, toml).expect("write config");
         let config = gangway_config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = gangway_proxy::Server::bind(&config, provider)
             .await
-            .expect("bind");
+            .expect("bind")
+            .spread_over(workers);
         let addrs = server.local_addrs().to_vec();
         let tls_reloader = server.tls_reloader();
         let (admin, metrics) = (server.admin_addr(), server.metrics());
