@@ -5,10 +5,10 @@
 //!
 //! Each worker runs tokio's current-thread runtime, as each nginx worker is one process with
 //! one event loop: a connection, its requests and its tunnels stay on one thread (idle
-//! upstream connections are shared by all workers). On one core that serves a third to a half more requests than tokio's
-//! multi-thread scheduler with a single worker, and on two cores about an eighth more than
-//! the scheduler with two (`docs/benchmarks.md`): there are no cross-thread wake-ups and no
-//! work-stealing bookkeeping on a request's path.
+//! upstream connections are shared by all workers). Per CPU-second that served a third to
+//! a half more requests than tokio's multi-thread scheduler on one core, and about a sixth
+//! more on two (`docs/benchmarks.md`): no cross-thread wake-ups and no work-stealing
+//! bookkeeping on a request's path.
 
 use std::ffi::OsStr;
 use std::future::Future;
