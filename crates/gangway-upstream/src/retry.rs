@@ -24,7 +24,7 @@ impl Failure {
     /// Classifies an error of [`UpstreamClient::send`](crate::UpstreamClient::send):
     /// [`Connect`](Self::Connect) when it came from connecting, otherwise
     /// [`Response`](Self::Response).
-    pub fn of(error: &hyper_util::client::legacy::Error) -> Self {
+    pub fn of(error: &crate::SendError) -> Self {
         if error.is_connect() {
             Self::Connect
         } else {
