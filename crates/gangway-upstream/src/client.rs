@@ -106,7 +106,9 @@ where
         loop {
             let (mut sender, reused) = match self.checkout(peer, &mut slot).await {
                 Some(sender) => (sender, true),
-                None => (self.connector.connect(peer).await?, false),
+                // Boxed: connecting (TLS above all) needs a large future, and a request that
+                // reuses a connection should not carry its room.
+                None => (Box::pin(self.connector.connect(peer)).await?, false),
             };
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(response, sender, slot)),
