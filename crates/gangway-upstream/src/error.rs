@@ -215,6 +215,35 @@ impl SendError {
         }
     }
 
+    /// Whose fault it is: always the upstream's.
+    pub fn side(&self) -> Side {
+        match self {
+            Self::Resolve { .. }
+            | Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::NotSent { .. }
+            | Self::Closed { .. }
+            | Self::Exchange { .. } => Side::Upstream,
+        }
+    }
+
+    /// The status the client gets when no other peer answers: 502, as nginx answers a
+    /// failed upstream (the engine answers its own response-header timeout with 504).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Resolve { .. }
+            | Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::NotSent { .. }
+            | Self::Closed { .. }
+            | Self::Exchange { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
     /// The peer the request was for.
     pub fn peer(&self) -> &Authority {
         match self {

@@ -687,3 +687,83 @@ async fn a_request_queued_on_a_connection_closed_meanwhile_goes_out_on_a_new_one
     })
     .await;
 }
+
+#[test]
+fn every_send_error_is_the_upstreams_says_whether_it_came_before_sending_and_names_its_peer() {
+    let peer: Authority = "10.0.0.1:8080".parse().unwrap();
+    let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    let boxed = || -> crate::BoxError { Box::new(io()) };
+    let cases = [
+        (
+            SendError::Resolve {
+                peer: peer.clone(),
+                source: io(),
+            },
+            true,
+            "resolving 10.0.0.1:8080: connection refused",
+        ),
+        (
+            SendError::Connect {
+                peer: peer.clone(),
+                source: io(),
+            },
+            true,
+            "connecting to 10.0.0.1:8080: connection refused",
+        ),
+        (
+            SendError::ConnectTimeout {
+                peer: peer.clone(),
+                timeout: Duration::from_secs(5),
+            },
+            true,
+            "connecting to 10.0.0.1:8080 timed out after 5 s",
+        ),
+        (
+            SendError::ServerName {
+                peer: peer.clone(),
+                source: ServerName::try_from("bad name!").unwrap_err(),
+            },
+            true,
+            "TLS server name for 10.0.0.1:8080: invalid dns name",
+        ),
+        (
+            SendError::Tls {
+                peer: peer.clone(),
+                source: io(),
+            },
+            true,
+            "TLS handshake with 10.0.0.1:8080: connection refused",
+        ),
+        (
+            SendError::NotSent {
+                peer: peer.clone(),
+                source: boxed(),
+            },
+            true,
+            "10.0.0.1:8080 closed a new connection before the request was sent",
+        ),
+        (
+            SendError::Closed {
+                peer: peer.clone(),
+                source: boxed(),
+            },
+            false,
+            "10.0.0.1:8080 closed the connection before answering",
+        ),
+        (
+            SendError::Exchange {
+                peer: peer.clone(),
+                source: boxed(),
+            },
+            false,
+            "exchange with 10.0.0.1:8080 failed: connection refused",
+        ),
+    ];
+    for (error, before_sending, text) in cases {
+        assert_eq!(error.is_connect(), before_sending, "{error:?}");
+        assert_eq!(error.side(), crate::Side::Upstream);
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(error.peer(), &peer);
+        assert_eq!(error.to_string(), text);
+    }
+}
