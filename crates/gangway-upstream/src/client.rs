@@ -29,6 +29,9 @@ use pool::IdlePool;
 
 use crate::error::SendError;
 
+/// How long a checkout waits for an idle connection that hyper has not yet made ready.
+const READY_GRACE: Duration = Duration::from_millis(25);
+
 /// How the client reaches its peers.
 #[derive(Debug, Clone)]
 pub enum UpstreamScheme {
@@ -142,9 +145,15 @@ where
         }
         loop {
             let mut sender = self.pool.pop(peer, slot)?;
-            // A connection goes back to the pool as its response body ends, a moment before
-            // hyper has finished with the response; this waits for that moment.
-            if sender.ready().await.is_ok() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // A connection goes back to the pool as its response body ends, which can be a
+            // moment before hyper has finished with the exchange: that moment is worth
+            // waiting for. But a peer that answered before reading the whole request body
+            // leaves hyper writing it, for as long as the client uploads: such a connection
+            // is left to finish its exchange (and close) rather than waited for.
+            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, sender.ready()).await {
                 return Some(sender);
             }
         }

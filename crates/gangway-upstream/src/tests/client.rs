@@ -767,3 +767,66 @@ fn every_send_error_is_the_upstreams_says_whether_it_came_before_sending_and_nam
         assert_eq!(error.to_string(), text);
     }
 }
+
+/// A request body fed by the test, or none.
+struct Upload(Option<mpsc::Receiver<Bytes>>);
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        match &mut self.0 {
+            Some(chunks) => chunks
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|chunk| Ok(http_body::Frame::data(chunk)))),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+#[tokio::test]
+async fn a_connection_still_uploading_a_body_the_peer_answered_early_does_not_hold_up_the_next_request()
+ {
+    bounded(async {
+        // The origin answers as soon as it has a request head, without reading its body.
+        let origin = RawOrigin::start(|mut stream, _| async move {
+            while read_head(&mut stream).await.is_some() {
+                stream.write_all(OK).await.unwrap();
+            }
+        })
+        .await;
+        let client = UpstreamClient::<Upload>::new(
+            UpstreamScheme::Http,
+            settings(2, Duration::from_secs(60)),
+        );
+        let peer = authority(origin.addr);
+        let (upload, chunks) = mpsc::channel(1);
+        let request = Request::post("/upload")
+            .header("content-length", "1000000")
+            .body(Upload(Some(chunks)))
+            .unwrap();
+        let response = client.send(&peer, request).await.unwrap();
+        upload.send(Bytes::from_static(b"some")).await.unwrap();
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+        // The upload goes on; the next request does not wait for its end.
+        let started = Instant::now();
+        let request = Request::get("/").body(Upload(None)).unwrap();
+        let response = client.send(&peer, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(origin.accepted(), 2);
+        drop(upload);
+    })
+    .await;
+}
