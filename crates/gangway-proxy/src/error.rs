@@ -171,7 +171,7 @@ pub(crate) enum RequestError {
     #[error("WebSocket upgrade on a route that does not allow it")]
     UpgradeNotAllowed,
     #[error("upstream connection failed: {0}")]
-    UpstreamConnect(#[source] hyper_util::client::legacy::Error),
+    UpstreamConnect(#[source] gangway_upstream::SendError),
     #[error("upstream pool: {0}")]
     NoPeer(#[source] gangway_upstream::Error),
     #[error("upstream sent no response head within {seconds} s")]

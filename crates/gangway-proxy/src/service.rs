@@ -381,23 +381,6 @@ async fn dispatch(
     }
 }
 
-/// `scheme://peer/target` for one try, from parts that were parsed before.
-fn upstream_uri(
-    client: &gangway_upstream::UpstreamClient<UpstreamBody>,
-    peer: &gangway_upstream::Peer,
-    target: &PathAndQuery,
-) -> Result<Uri, RequestError> {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(client.uri_scheme());
-    parts.authority = Some(match peer.uri_authority() {
-        Some(authority) => authority.clone(),
-        None => http::uri::Authority::try_from(peer.authority())
-            .map_err(|error| RequestError::UpstreamRequest(error.into()))?,
-    });
-    parts.path_and_query = Some(target.clone());
-    Uri::from_parts(parts).map_err(|error| RequestError::UpstreamRequest(error.into()))
-}
-
 /// What the route prepared for the upstream request and the response.
 struct Outbound<'r> {
     upstream_target: String,
@@ -547,10 +530,20 @@ async fn proxy(
         } else {
             std::mem::take(&mut headers)
         };
-        let uri = upstream_uri(&upstream.client, attempt.peer(), &target)?;
+        // The peer's authority was parsed when the pool was built.
+        let parsed;
+        let peer = match attempt.peer().uri_authority() {
+            Some(authority) => authority,
+            None => {
+                parsed = http::uri::Authority::try_from(attempt.peer().authority())
+                    .map_err(|error| RequestError::UpstreamRequest(error.into()))?;
+                &parsed
+            }
+        };
         let mut outbound = Request::new(try_body);
         *outbound.method_mut() = method.clone();
-        *outbound.uri_mut() = uri;
+        // The client sends origin form; the target was parsed once for every try.
+        *outbound.uri_mut() = Uri::from(target.clone());
         *outbound.version_mut() = Version::HTTP_11;
         *outbound.headers_mut() = try_headers;
 
@@ -563,7 +556,7 @@ async fn proxy(
             tokio::time::sleep(timeout).await;
         };
         let answer = tokio::select! {
-            answer = upstream.client.send(outbound) => Ok(answer),
+            answer = upstream.client.send(peer, outbound) => Ok(answer),
             () = deadline => Err(()),
         };
         let (failure, error) = match answer {

@@ -1,4 +1,10 @@
+use std::fmt;
+use std::time::Duration;
+
 use http::StatusCode;
+use http::uri::Authority;
+
+use crate::BoxError;
 
 /// What went wrong in building a pool, or why a selection found no peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +112,178 @@ impl Error {
             Self::NoPeerAvailable { .. } => StatusCode::BAD_GATEWAY,
             Self::RouteUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// Why [`UpstreamClient::send`](crate::UpstreamClient::send) got no response head, and
+/// from which peer. [`is_connect`](Self::is_connect) tells whether any byte of the request
+/// can have reached the peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The peer's host name did not resolve, or resolved to no address.
+    #[error("resolving {peer}: {source}")]
+    Resolve {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// What the resolver said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every address of the peer refused or failed the TCP connection.
+    #[error("connecting to {peer}: {source}")]
+    Connect {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// The failure of the last address tried.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting (resolving, TCP and the TLS handshake) took longer than the connect
+    /// timeout.
+    #[error("connecting to {peer} timed out after {}", Seconds(*timeout))]
+    ConnectTimeout {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The peer's host cannot be a TLS server name (and no fixed name was configured).
+    #[error("TLS server name for {peer}: {source}")]
+    ServerName {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// Why the host is not a name.
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The TLS handshake failed: an untrusted certificate, a name that does not match, no
+    /// common protocol version, or the connection closed during it.
+    #[error("TLS handshake with {peer}: {source}")]
+    Tls {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// What rustls or the socket said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A fresh connection closed before any byte of the request was written.
+    #[error("{peer} closed a new connection before the request was sent")]
+    NotSent {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// hyper's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The peer closed the connection after (part of) the request and before a complete
+    /// response head.
+    #[error("{peer} closed the connection before answering")]
+    Closed {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// hyper's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Writing the request or reading the response head failed otherwise: a reset, a
+    /// malformed response, or the request body failing.
+    #[error("exchange with {peer} failed: {source}")]
+    Exchange {
+        /// The peer as `host:port`.
+        peer: Authority,
+        /// hyper's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl SendError {
+    /// Whether the request failed before any byte of it was sent: resolving, connecting,
+    /// the TLS handshake, or a new connection closing at once. Such a request may go to
+    /// another peer whatever its method.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Resolve { .. }
+            | Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::NotSent { .. } => true,
+            Self::Closed { .. } | Self::Exchange { .. } => false,
+        }
+    }
+
+    /// Whose fault it is: always the upstream's.
+    pub fn side(&self) -> Side {
+        match self {
+            Self::Resolve { .. }
+            | Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::NotSent { .. }
+            | Self::Closed { .. }
+            | Self::Exchange { .. } => Side::Upstream,
+        }
+    }
+
+    /// The status the client gets when no other peer answers: 502, as nginx answers a
+    /// failed upstream (the engine answers its own response-header timeout with 504).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Resolve { .. }
+            | Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::NotSent { .. }
+            | Self::Closed { .. }
+            | Self::Exchange { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The peer the request was for.
+    pub fn peer(&self) -> &Authority {
+        match self {
+            Self::Resolve { peer, .. }
+            | Self::Connect { peer, .. }
+            | Self::ConnectTimeout { peer, .. }
+            | Self::ServerName { peer, .. }
+            | Self::Tls { peer, .. }
+            | Self::NotSent { peer, .. }
+            | Self::Closed { peer, .. }
+            | Self::Exchange { peer, .. } => peer,
+        }
+    }
+
+    /// An error of hyper's for a request that was (at least partly) sent.
+    pub(crate) fn exchange(peer: &Authority, error: hyper::Error) -> Self {
+        let peer = peer.clone();
+        if error.is_incomplete_message() || error.is_canceled() {
+            Self::Closed {
+                peer,
+                source: error.into(),
+            }
+        } else {
+            Self::Exchange {
+                peer,
+                source: error.into(),
+            }
+        }
+    }
+}
+
+/// A duration as people write it in a message: `5 s`, `250 ms`.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{} s", self.0.as_secs())
+        } else {
+            write!(f, "{} ms", self.0.as_millis())
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue, USER_AGENT};
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Uri};
 use http_body_util::Empty;
 use tokio::task::{JoinHandle, JoinSet};
@@ -152,8 +152,15 @@ impl HealthChecker {
                 continue;
             }
             let (client, check) = (self.client.clone(), self.check.clone());
-            let authority = peer.authority().to_owned();
-            checks.spawn(async move { (index, probe(&client, &check, &authority).await) });
+            let authority = peer.uri_authority().cloned();
+            checks.spawn(async move {
+                let ok = match authority {
+                    Some(authority) => probe(&client, &check, &authority).await,
+                    // A host that cannot be a URI authority cannot be reached either.
+                    None => false,
+                };
+                (index, ok)
+            });
         }
         while let Some(result) = checks.join_next().await {
             let Ok((index, ok)) = result else { continue };
@@ -195,13 +202,12 @@ impl HealthChecker {
 async fn probe(
     client: &UpstreamClient<Empty<Bytes>>,
     check: &HealthCheck,
-    authority: &str,
+    authority: &Authority,
 ) -> bool {
-    let uri = format!("{}://{}{}", client.scheme(), authority, check.path);
-    let Ok(uri) = uri.parse::<Uri>() else {
+    let Ok(uri) = check.path.parse::<Uri>() else {
         return false;
     };
-    let host = check.host.as_deref().unwrap_or(authority);
+    let host = check.host.as_deref().unwrap_or(authority.as_str());
     let Ok(host) = HeaderValue::from_str(host) else {
         return false;
     };
@@ -212,7 +218,7 @@ async fn probe(
     request
         .headers_mut()
         .insert(USER_AGENT, HeaderValue::from_static("gangway-health-check"));
-    match tokio::time::timeout(check.timeout, client.send(request)).await {
+    match tokio::time::timeout(check.timeout, client.send(authority, request)).await {
         Ok(Ok(response)) => check.expect.contains(&response.status().as_u16()),
         Ok(Err(_)) | Err(_) => false,
     }

@@ -21,7 +21,8 @@
 //!   its response body ends, for `bybusyness` and `least_conn`.
 //! - [`UpstreamClient`]: an HTTP/1.1 client over plain TCP or TLS (a `rustls::ClientConfig`
 //!   that the caller built) that keeps a bounded number of idle connections per peer and
-//!   reuses them, with a connect timeout.
+//!   reuses them, with a connect timeout. Its connections go back to the pool when their
+//!   response body ([`PooledBody`]) ends; its errors are [`SendError`]s.
 //!
 //! It does not choose a route, rewrite headers or time out a response: the engine does
 //! those around [`UpstreamClient::send`]. The engine also drives retries: it walks the
@@ -77,8 +78,8 @@ pub use balance::{
     Balancer, ByBusyness, Candidates, Cursor, Hash, IpHash, LeastConn, Method, RoundRobin,
     SmoothWeightedRoundRobin,
 };
-pub use client::{ClientSettings, UpstreamClient, UpstreamScheme};
-pub use error::{Error, Side};
+pub use client::{ClientSettings, PooledBody, UpstreamClient, UpstreamScheme};
+pub use error::{Error, SendError, Side};
 pub use health::{HealthCheck, HealthChecker, HealthTask};
 pub use peer::{InFlight, Peer, PeerStatus};
 pub use pool::{Attempt, Pool, PoolBuilder, Selection};

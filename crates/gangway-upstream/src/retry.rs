@@ -22,9 +22,10 @@ pub enum Failure {
 
 impl Failure {
     /// Classifies an error of [`UpstreamClient::send`](crate::UpstreamClient::send):
-    /// [`Connect`](Self::Connect) when it came from connecting, otherwise
+    /// [`Connect`](Self::Connect) when no byte of the request was sent
+    /// ([`SendError::is_connect`](crate::SendError::is_connect)), otherwise
     /// [`Response`](Self::Response).
-    pub fn of(error: &hyper_util::client::legacy::Error) -> Self {
+    pub fn of(error: &crate::SendError) -> Self {
         if error.is_connect() {
             Self::Connect
         } else {

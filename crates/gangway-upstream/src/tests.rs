@@ -17,6 +17,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::*;
 
+mod client;
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -1042,10 +1044,8 @@ fn settings(max_idle_per_peer: usize) -> ClientSettings {
     }
 }
 
-fn get(peer: &Peer) -> Request<Empty<Bytes>> {
-    Request::get(format!("http://{}/", peer.authority()))
-        .body(Empty::new())
-        .unwrap()
+fn get() -> Request<Empty<Bytes>> {
+    Request::get("/").body(Empty::new()).unwrap()
 }
 
 #[tokio::test]
@@ -1062,7 +1062,10 @@ async fn keep_alive_bounds_open_connections_and_reuses_them() {
             let (client, peer) = (client.clone(), peer.clone());
             set.spawn(async move {
                 for _ in 0..requests_per_task {
-                    let response = client.send(get(&peer)).await.unwrap();
+                    let response = client
+                        .send(peer.uri_authority().unwrap(), get())
+                        .await
+                        .unwrap();
                     assert_eq!(response.status(), StatusCode::OK);
                     let body = response.into_body().collect().await.unwrap().to_bytes();
                     assert_eq!(body, "ok");
@@ -1110,7 +1113,10 @@ async fn a_refused_connection_is_a_connect_failure_and_the_next_peer_answers() {
         let mut selection = pool.select(RequestInfo::new());
         loop {
             let attempt = selection.next().expect("the live peer is left");
-            match client.send(get(attempt.peer())).await {
+            match client
+                .send(attempt.peer().uri_authority().unwrap(), get())
+                .await
+            {
                 Ok(response) => {
                     let _guard = attempt.succeeded();
                     assert_eq!(response.status(), StatusCode::OK);
