@@ -25,7 +25,7 @@ use rustls::pki_types::ServerName;
 
 pub use body::PooledBody;
 use connect::Connector;
-use pool::IdlePool;
+use pool::{Home, IdlePool};
 
 use crate::error::SendError;
 
@@ -107,14 +107,17 @@ where
         prepare(&mut request, peer, self.connector.is_tls());
         let mut slot = None;
         loop {
-            let (mut sender, reused) = match self.checkout(peer, &mut slot).await {
-                Some(sender) => (sender, true),
+            let ((mut sender, home), reused) = match self.checkout(peer, &mut slot).await {
+                Some(pooled) => (pooled, true),
                 // Boxed: connecting (TLS above all) needs a large future, and a request that
-                // reuses a connection should not carry its room.
-                None => (Box::pin(self.connector.connect(peer)).await?, false),
+                // reuses a connection should not carry its room. Its driver runs here.
+                None => {
+                    let sender = Box::pin(self.connector.connect(peer)).await?;
+                    ((sender, Home::here()), false)
+                }
             };
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pooled(response, sender, slot)),
+                Ok(response) => return Ok(self.pooled(response, (sender, home), slot)),
                 Err(mut error) => match error.take_message() {
                     // A kept-alive connection closed before the request was written: the
                     // peer saw nothing, so it goes out on another connection. Each turn
@@ -139,14 +142,18 @@ where
     }
 
     /// An idle connection to `peer` that is ready for a request.
-    async fn checkout(&self, peer: &Authority, slot: &mut Option<usize>) -> Option<SendRequest<B>> {
+    async fn checkout(
+        &self,
+        peer: &Authority,
+        slot: &mut Option<usize>,
+    ) -> Option<(SendRequest<B>, Home)> {
         if !self.pool.keeps() {
             return None;
         }
         loop {
-            let mut sender = self.pool.pop(peer, slot)?;
+            let (mut sender, home) = self.pool.pop(peer, slot)?;
             if sender.is_ready() {
-                return Some(sender);
+                return Some((sender, home));
             }
             // A connection goes back to the pool as its response body ends, which can be a
             // moment before hyper has finished with the exchange: that moment is worth
@@ -154,7 +161,7 @@ where
             // leaves hyper writing it, for as long as the client uploads: such a connection
             // is left to finish its exchange (and close) rather than waited for.
             if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, sender.ready()).await {
-                return Some(sender);
+                return Some((sender, home));
             }
         }
     }
@@ -163,7 +170,7 @@ where
     fn pooled(
         &self,
         response: Response<hyper::body::Incoming>,
-        sender: SendRequest<B>,
+        sender: (SendRequest<B>, Home),
         slot: Option<usize>,
     ) -> Response<PooledBody<B>> {
         let (parts, body) = response.into_parts();

@@ -8,7 +8,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-use super::pool::IdlePool;
+use super::pool::{Home, IdlePool};
 use crate::BoxError;
 
 /// The body of a response from [`UpstreamClient::send`](crate::UpstreamClient::send).
@@ -24,6 +24,7 @@ pub struct PooledBody<B> {
 
 struct GiveBack<B> {
     sender: SendRequest<B>,
+    home: Home,
     pool: IdlePool<B>,
     slot: usize,
 }
@@ -33,18 +34,19 @@ impl<B: Send + 'static> PooledBody<B> {
     /// ended (no body, or `Content-Length: 0`) gives it back at once.
     pub(super) fn new(
         inner: Incoming,
-        sender: SendRequest<B>,
+        (sender, home): (SendRequest<B>, Home),
         pool: &IdlePool<B>,
         slot: usize,
     ) -> Self {
         if inner.is_end_stream() {
-            pool.put(slot, sender);
+            pool.put(slot, sender, home);
             return Self { inner, back: None };
         }
         Self {
             inner,
             back: Some(GiveBack {
                 sender,
+                home,
                 pool: pool.clone(),
                 slot,
             }),
@@ -58,7 +60,7 @@ impl<B: Send + 'static> PooledBody<B> {
 
     fn give_back(&mut self) {
         if let Some(back) = self.back.take() {
-            back.pool.put(back.slot, back.sender);
+            back.pool.put(back.slot, back.sender, back.home);
         }
     }
 }

@@ -5,8 +5,13 @@
 //! cheaper at these sizes. A peer's place in the list never changes once made, so a
 //! connection goes back to its list by index, without a scan. The lock is held only to
 //! push or pop, never across an await.
+//!
+//! Each connection remembers the thread it was opened on (its [`Home`]), where its driver
+//! task runs. A checkout prefers a connection at home on the asking thread: with gangway's
+//! workers, each a current-thread runtime, a request then never waits for another thread
+//! to read its response.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,25 @@ use hyper::client::conn::http1::SendRequest;
 /// The reaper wakes at most this often, so that connections expiring close together are
 /// closed in one pass.
 const REAP_GRANULARITY: Duration = Duration::from_millis(10);
+
+/// How many of the most recently idle connections a checkout looks through for one at home
+/// before it takes the most recent.
+const HOME_SCAN: usize = 8;
+
+/// The thread a connection was opened on, where its driver task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Home(u32);
+
+impl Home {
+    /// The current thread.
+    pub(super) fn here() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        thread_local! {
+            static HERE: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        Self(HERE.with(|here| *here))
+    }
+}
 
 /// The idle connections of one client; cheap to clone (the clones share the lists).
 pub(super) struct IdlePool<B> {
@@ -47,6 +71,7 @@ struct PeerIdle<B> {
 
 struct Idle<B> {
     sender: SendRequest<B>,
+    home: Home,
     since: Instant,
 }
 
@@ -69,10 +94,14 @@ impl<B: Send + 'static> IdlePool<B> {
         self.shared.max_idle > 0
     }
 
-    /// The most recently used idle connection to `peer` that is not closed, if any, and
-    /// the peer's slot for [`put`](Self::put). `slot` is the peer's slot when a previous
-    /// call found it.
-    pub(super) fn pop(&self, peer: &Authority, slot: &mut Option<usize>) -> Option<SendRequest<B>> {
+    /// The most recently used idle connection to `peer` that is not closed, preferring one
+    /// at home on this thread, and the peer's slot for [`put`](Self::put). `slot` is the
+    /// peer's slot when a previous call found it.
+    pub(super) fn pop(
+        &self,
+        peer: &Authority,
+        slot: &mut Option<usize>,
+    ) -> Option<(SendRequest<B>, Home)> {
         let mut peers = self.shared.lock();
         let index = match *slot {
             Some(index) => index,
@@ -83,9 +112,19 @@ impl<B: Send + 'static> IdlePool<B> {
             }
         };
         let idle = &mut peers.get_mut(index)?.idle;
+        let here = Home::here();
+        let at_home = idle
+            .iter()
+            .rev()
+            .take(HOME_SCAN)
+            .position(|entry| entry.home == here && !entry.sender.is_closed());
+        if let Some(from_end) = at_home {
+            let entry = idle.remove(idle.len() - 1 - from_end);
+            return Some((entry.sender, entry.home));
+        }
         while let Some(entry) = idle.pop() {
             if !entry.sender.is_closed() {
-                return Some(entry.sender);
+                return Some((entry.sender, entry.home));
             }
         }
         None
@@ -93,7 +132,7 @@ impl<B: Send + 'static> IdlePool<B> {
 
     /// Makes `sender` idle in `slot`, or drops it (which closes its connection) when the
     /// peer has as many idle connections as allowed.
-    pub(super) fn put(&self, slot: usize, sender: SendRequest<B>) {
+    pub(super) fn put(&self, slot: usize, sender: SendRequest<B>, home: Home) {
         if sender.is_closed() {
             return;
         }
@@ -103,6 +142,7 @@ impl<B: Send + 'static> IdlePool<B> {
                 Some(peer) if peer.idle.len() < self.shared.max_idle => {
                     peer.idle.push(Idle {
                         sender,
+                        home,
                         since: Instant::now(),
                     });
                     None

@@ -830,3 +830,75 @@ async fn a_connection_still_uploading_a_body_the_peer_answered_early_does_not_ho
     })
     .await;
 }
+
+/// As with gangway's workers (threads with a current-thread runtime each, sharing one
+/// client): a request takes an idle connection opened on its own thread, where its driver
+/// runs, over a more recently idle one from another thread.
+#[test]
+fn a_checkout_prefers_an_idle_connection_opened_on_its_own_thread() {
+    let origin_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Answers after 100 ms with the port the request came from: the connection's identity.
+    let addr = origin_runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, from)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |_request: Request<hyper::body::Incoming>| async move {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let port = Bytes::from(from.port().to_string());
+                            Ok::<_, Infallible>(Response::new(Full::new(port)))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+    let client = Arc::new(plain(8));
+    let peer = authority(addr);
+    // An async barrier: each thread keeps its runtime, and so the drivers of the
+    // connections opened on it, running while it waits for the other.
+    let rounds = Arc::new(tokio::sync::Barrier::new(2));
+    let workers: Vec<_> = [Duration::ZERO, Duration::from_millis(50)]
+        .into_iter()
+        .map(|lag| {
+            let (client, peer, rounds) = (client.clone(), peer.clone(), rounds.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(bounded(async {
+                    let mut ports = Vec::new();
+                    for _ in 0..4 {
+                        rounds.wait().await;
+                        // The lagging thread asks second and gives its connection back
+                        // last, so its connection is the most recently idle when the other
+                        // one asks.
+                        tokio::time::sleep(lag).await;
+                        ports.push(fetch(&client, &peer, "/").await.1);
+                    }
+                    // Both stay until both are done: a connection may be driven here.
+                    rounds.wait().await;
+                    ports
+                }))
+            })
+        })
+        .collect();
+    let ports: Vec<Vec<Bytes>> = workers
+        .into_iter()
+        .map(|worker| worker.join().unwrap())
+        .collect();
+    for own in &ports {
+        assert!(own.iter().all(|port| *port == own[0]), "{ports:?}");
+    }
+    assert_ne!(ports[0][0], ports[1][0]);
+}
