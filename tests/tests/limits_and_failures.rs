@@ -193,3 +193,116 @@ async fn an_upload_slower_than_the_response_timeout_is_not_cut_the_timer_starts_
     assert_eq!(response.status(), 200);
     assert_eq!(origin.requests()[0].body.as_ref(), b"chunkchunkchunk");
 }
+
+/// The client sends part of its body and then nothing: after the route's
+/// `body_idle_timeout` (1 s) it gets 408, and the upstream never sees a complete body.
+#[tokio::test]
+async fn an_upload_that_stalls_mid_body_gets_408_after_the_body_idle_timeout() {
+    let origin = RecordingOrigin::start().await;
+    let proxy = Proxy::start(&config(origin.addr(), "", "body_idle_timeout = \"1s\"")).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(1);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (frame, receiver))
+    });
+    let request = http::Request::post("/stalled-upload")
+        .header("host", "app.test")
+        .header("content-length", "100")
+        .body(StreamBody::new(stream))
+        .unwrap();
+    let connection = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let response = tokio::spawn(gangway_e2e::clients::try_http1_request(connection, request));
+    sender
+        .send(Ok(hyper::body::Frame::data(Bytes::from_static(b"first"))))
+        .await
+        .unwrap();
+    // The sender stays open: the body neither ends nor moves again.
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the proxy answers a stalled upload")
+        .unwrap()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 408);
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
+        "408 after {elapsed:?}, the idle timeout is 1 s"
+    );
+    assert!(origin.requests().iter().all(|seen| seen.body.len() < 100));
+    drop(sender);
+}
+
+/// An upstream that sends its response body in pieces 600 ms apart, longer in all than
+/// the route's `body_idle_timeout` (1 s), is passed on whole: each piece re-arms the
+/// timer. When it then stops sending, the response is cut about 1 s after the last piece.
+#[tokio::test]
+async fn a_response_body_moving_within_the_idle_timeout_is_not_cut_and_one_that_stalls_is() {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed before sending its request head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        for piece in 0..4 {
+            let chunk = format!("5\r\npart{piece}\r\n");
+            stream.write_all(chunk.as_bytes()).await.unwrap();
+            // The pacing is the behaviour under test, not synchronisation.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        // No last chunk: the body stalls with the connection open until the proxy ends it.
+        let _ = stream.read(&mut buf).await;
+    });
+    let proxy = Proxy::start(&config(origin, "", "body_idle_timeout = \"1s\"")).await;
+    let connection = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (mut sender, driver) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connection))
+            .await
+            .unwrap();
+    tokio::spawn(driver);
+    let request = http::Request::get("/trickle")
+        .header("host", "app.test")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let mut last_piece = Instant::now();
+    let ending = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("the proxy ends a stalled response body");
+        match frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    received.extend_from_slice(data);
+                    last_piece = Instant::now();
+                }
+            }
+            Some(Err(error)) => break Some(error),
+            None => break None,
+        }
+    };
+    assert_eq!(received, b"part0part1part2part3");
+    assert!(ending.is_some(), "a stalled body must not look complete");
+    let stalled = last_piece.elapsed();
+    assert!(
+        stalled >= Duration::from_millis(900) && stalled < Duration::from_secs(3),
+        "cut {stalled:?} after the last piece, the idle timeout is 1 s"
+    );
+    upstream.await.unwrap();
+}

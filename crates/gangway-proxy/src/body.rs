@@ -39,27 +39,50 @@ pub(crate) enum BodyError {
 }
 
 /// An idle timer that is re-armed by every frame.
+///
+/// A frame only notes the time. The timer itself is made when the body first waits, and
+/// moved only when it fires before the idle deadline: a body that never waits (most small
+/// ones) costs no timer, and a long stream moves its timer once per timeout rather than
+/// once per frame.
 #[derive(Debug)]
 struct IdleTimer {
     timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// When the last frame moved (or the body was made).
+    last: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl IdleTimer {
     fn new(timeout: Duration) -> Self {
         Self {
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            last: Instant::now(),
+            sleep: None,
         }
     }
 
     fn touch(&mut self) {
-        let deadline = Instant::now() + self.timeout;
-        self.sleep.as_mut().reset(deadline);
+        self.last = Instant::now();
     }
 
+    /// Whether the body has moved nothing for the timeout; otherwise wakes `cx` when it
+    /// may have.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.sleep.as_mut().poll(cx).is_ready()
+        let due = self.last + self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // The timer fired at the deadline it was set to; a frame since may have moved
+            // the real one.
+            if due <= sleep.deadline() {
+                return true;
+            }
+            sleep.as_mut().reset(due);
+        }
     }
 }
 

@@ -100,6 +100,11 @@ pin_project_lite::pin_project! {
         state: Arc<ConnState>,
         header_timeout: Duration,
         idle_timeout: Duration,
+        // When the current phase's limit passes. The timer is moved to it only when it is
+        // sooner than the timer; a timer that fires early is moved on then. So requests on
+        // a busy keep-alive connection, each moving the limit later, do not each move the
+        // timer.
+        due: Instant,
         deadline: Pin<Box<Sleep>>,
         send_timeout: Duration,
         // Made when a write first has to wait: most connections never need it.
@@ -122,13 +127,15 @@ impl<T> GuardedIo<T> {
         timeouts: GuardTimeouts,
         http2: bool,
     ) -> Self {
+        // A connection that sends nothing at all is held no longer than a slow head.
+        let due = Instant::now() + timeouts.header;
         Self {
             inner,
             state,
             header_timeout: timeouts.header,
             idle_timeout: timeouts.idle,
-            // A connection that sends nothing at all is held no longer than a slow head.
-            deadline: Box::pin(tokio::time::sleep(timeouts.header)),
+            due,
+            deadline: Box::pin(tokio::time::sleep_until(due)),
             send_timeout: timeouts.send,
             send_stall: None,
             send_waiting: false,
@@ -191,8 +198,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
                 (Phase::Idle | Phase::Head, true) => *this.phase = Phase::Serving,
                 (Phase::Serving, false) => {
                     *this.phase = Phase::Idle;
-                    let deadline = Instant::now() + *this.idle_timeout;
-                    this.deadline.as_mut().reset(deadline);
+                    *this.due = Instant::now() + *this.idle_timeout;
                 }
                 _ => {}
             }
@@ -207,8 +213,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
                             *this.phase = Phase::Passthrough;
                         } else if *this.phase == Phase::Idle {
                             *this.phase = Phase::Head;
-                            let deadline = Instant::now() + *this.header_timeout;
-                            this.deadline.as_mut().reset(deadline);
+                            *this.due = Instant::now() + *this.header_timeout;
                         }
                     }
                     return Poll::Ready(Ok(()));
@@ -216,7 +221,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending => {}
             }
-            if *this.phase == Phase::Serving || this.deadline.as_mut().poll(cx).is_pending() {
+            if *this.phase == Phase::Serving || !passed(this.deadline, *this.due, cx) {
                 return Poll::Pending;
             }
             // The deadline passed: a stalled head gets its 408, an idle connection just ends.
@@ -226,6 +231,23 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
                 Phase::Closed
             };
         }
+    }
+}
+
+/// Whether `due` has passed, with `timer` as the guard's timer: moved to `due` when that is
+/// sooner, moved on when it fires before `due`. Otherwise `cx` is woken when it may have.
+fn passed(timer: &mut Pin<Box<Sleep>>, due: Instant, cx: &mut Context<'_>) -> bool {
+    if timer.deadline() > due {
+        timer.as_mut().reset(due);
+    }
+    loop {
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if due <= timer.deadline() {
+            return true;
+        }
+        timer.as_mut().reset(due);
     }
 }
 
