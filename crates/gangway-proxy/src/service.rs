@@ -109,15 +109,21 @@ pub(crate) async fn serve(
     let uri = request.uri().clone();
     let host = request_host(&request).map(str::to_ascii_lowercase);
     let mut route_index = None;
-    let mut response = match dispatch(
+    // Routing and preparing the upstream request are synchronous; only forwarding waits,
+    // and its future holds the prepared request by reference (futures that hold their
+    // state by value are copied whole at each level of nesting).
+    let answer = match dispatch(
         &conn,
         request,
         host.as_deref(),
         &mut record,
         &mut route_index,
-    )
-    .await
-    {
+    ) {
+        Ok(Dispatched::Answer(response)) => Ok(response),
+        Ok(Dispatched::Forward(mut job)) => forward(&conn, &mut job, &mut record).await,
+        Err(error) => Err(error),
+    };
+    let mut response = match answer {
         Ok(response) => response,
         Err(error) => {
             let mut response = error_response(&error, &record, &conn);
@@ -223,13 +229,24 @@ fn request_host(request: &Request<Incoming>) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-async fn dispatch(
-    conn: &Arc<Connection>,
+/// What routing decided for a request.
+// `Forward` is the large one and the common one; it is made once per request and kept in
+// the serving future, so boxing it would only add an allocation to every request.
+#[allow(clippy::large_enum_variant)]
+enum Dispatched<'a> {
+    /// The proxy's own answer: a redirect, a fixed response, a page, an error, a relay.
+    Answer(Response<ResponseBody>),
+    /// A request prepared for the upstream.
+    Forward(Forward<'a>),
+}
+
+fn dispatch<'a>(
+    conn: &'a Arc<Connection>,
     request: Request<Incoming>,
     host: Option<&str>,
     record: &mut AccessRecord,
     route_index: &mut Option<usize>,
-) -> Result<Response<ResponseBody>, RequestError> {
+) -> Result<Dispatched<'a>, RequestError> {
     if request
         .uri()
         .path_and_query()
@@ -303,8 +320,10 @@ async fn dispatch(
         }
     }
     match &route.action {
-        RouteAction::Respond { status, body } => Ok(plain_response(*status, body.clone())),
-        RouteAction::Page { body } => Ok(page_response(body.clone())),
+        RouteAction::Respond { status, body } => {
+            Ok(Dispatched::Answer(plain_response(*status, body.clone())))
+        }
+        RouteAction::Page { body } => Ok(Dispatched::Answer(page_response(body.clone()))),
         RouteAction::Relay { relay, prefix } => crate::relay::serve(
             conn,
             request,
@@ -312,7 +331,8 @@ async fn dispatch(
             prefix,
             route.name.clone(),
             route.metrics.clone(),
-        ),
+        )
+        .map(Dispatched::Answer),
         RouteAction::Redirect { status, target } => {
             let facts = conn.facts(
                 request.method(),
@@ -326,7 +346,7 @@ async fn dispatch(
                 .map_err(|_| RequestError::BadRedirectTarget)?;
             let mut response = plain_response(*status, format!("{}\n", status.as_u16()));
             response.headers_mut().insert(LOCATION, location);
-            Ok(response)
+            Ok(Dispatched::Answer(response))
         }
         RouteAction::Proxy {
             upstream,
@@ -376,7 +396,7 @@ async fn dispatch(
                 hash_key,
                 direct_peer,
             };
-            proxy(conn, route, upstream, prepared, request, record).await
+            prepare(conn, route, upstream, prepared, request, record).map(Dispatched::Forward)
         }
     }
 }
@@ -401,14 +421,38 @@ struct ResponseContext {
     host: Option<String>,
 }
 
-async fn proxy(
+/// A request ready to go upstream: the peers to try, the request to send, and what the
+/// response needs.
+struct Forward<'a> {
+    route: &'a RouteRuntime,
+    upstream: &'a Arc<UpstreamRuntime>,
+    /// The client's key and upgrade of a WebSocket request.
+    websocket: Option<(gangway_tunnel::WebSocketKey, hyper::upgrade::OnUpgrade)>,
+    /// An RFC 8441 extended CONNECT, answered with 200 instead of 101.
+    http2_websocket: bool,
+    selection: gangway_upstream::Selection<'a>,
+    /// The peer that a failed try ends the request at, instead of going to another.
+    pinned: Option<String>,
+    method: Method,
+    target: PathAndQuery,
+    headers: HeaderMap,
+    /// `None` once a try took it.
+    body: Option<RequestBody>,
+    body_empty: bool,
+    facts: Arc<RequestBodyFacts>,
+    snapshot: Option<ResponseContext>,
+}
+
+/// Everything about the upstream request that needs no waiting: the peers, the target, the
+/// headers and the body.
+fn prepare<'a>(
     conn: &Arc<Connection>,
-    route: &RouteRuntime,
-    upstream: &Arc<UpstreamRuntime>,
+    route: &'a RouteRuntime,
+    upstream: &'a Arc<UpstreamRuntime>,
     prepared: Outbound<'_>,
     mut request: Request<Incoming>,
     record: &mut AccessRecord,
-) -> Result<Response<ResponseBody>, RequestError> {
+) -> Result<Forward<'a>, RequestError> {
     // An HTTP/2 WebSocket (RFC 8441 extended CONNECT) goes upstream as an HTTP/1.1 upgrade.
     let http2_websocket = request.method() == Method::CONNECT
         && request.extensions().get::<hyper::ext::Protocol>().is_some();
@@ -452,7 +496,7 @@ async fn proxy(
     let info = RequestInfo::from_request(&request)
         .client(conn.client.ip())
         .hash_key(prepared.hash_key.as_deref().unwrap_or_default().as_bytes());
-    let mut selection = match &prepared.direct_peer {
+    let selection = match &prepared.direct_peer {
         Some(route) => upstream.pool.select_route(route),
         None => upstream.pool.select(info),
     };
@@ -499,14 +543,51 @@ async fn proxy(
     let facts = Arc::new(RequestBodyFacts::default());
     record.request_body = Some(facts.clone());
     let body_empty = body.is_end_stream();
-    let mut body = Some(RequestBody::new(
+    let body = Some(RequestBody::new(
         body,
         route.max_body_bytes,
         route.body_idle_timeout,
         facts.clone(),
     ));
-    let mut headers = parts.headers;
-    let method = parts.method;
+    Ok(Forward {
+        route,
+        upstream,
+        websocket,
+        http2_websocket,
+        selection,
+        pinned,
+        method: parts.method,
+        target,
+        headers: parts.headers,
+        body,
+        body_empty,
+        facts,
+        snapshot: prepared.snapshot,
+    })
+}
+
+/// Sends the prepared request to its peers in turn until one answers, and passes the
+/// answer on.
+async fn forward(
+    conn: &Arc<Connection>,
+    job: &mut Forward<'_>,
+    record: &mut AccessRecord,
+) -> Result<Response<ResponseBody>, RequestError> {
+    let Forward {
+        route,
+        upstream,
+        ref mut websocket,
+        http2_websocket,
+        ref mut selection,
+        ref pinned,
+        ref method,
+        ref target,
+        ref mut headers,
+        ref mut body,
+        body_empty,
+        ref facts,
+        ref snapshot,
+    } = *job;
     let started = Instant::now();
     let mut last_error = None;
     let (mut response, in_flight) = loop {
@@ -528,7 +609,7 @@ async fn proxy(
         let try_headers = if upstream.may_retry {
             headers.clone()
         } else {
-            std::mem::take(&mut headers)
+            std::mem::take(headers)
         };
         // The peer's authority was parsed when the pool was built.
         let parsed;
@@ -590,7 +671,7 @@ async fn proxy(
         };
         let failed_route = attempt.peer().route().map(str::to_owned);
         attempt.failed();
-        if pinned.is_some() && failed_route == pinned {
+        if pinned.is_some() && failed_route == *pinned {
             tracing::warn!(client = %conn.client, peer = record.peer.as_deref().unwrap_or("-"), "{error}");
             return Err(RequestError::NoPeer(
                 gangway_upstream::Error::RouteUnavailable {
@@ -601,14 +682,14 @@ async fn proxy(
         let retry = upstream.may_retry
             && upstream
                 .retry
-                .should_retry(failure, &method, selection.tries(), started.elapsed());
+                .should_retry(failure, method, selection.tries(), started.elapsed());
         if !retry {
             return Err(error);
         }
         // Only a body that was never read can go to the next peer.
         if !body_empty {
             match reclaim.and_then(Reclaim::take) {
-                Some(taken) => body = Some(taken),
+                Some(taken) => *body = Some(taken),
                 None => return Err(error),
             }
         }
@@ -621,7 +702,7 @@ async fn proxy(
         last_error = Some(error);
     };
 
-    if let Some((key, client_upgrade)) = websocket {
+    if let Some((key, client_upgrade)) = websocket.take() {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if !accepts_key(response.headers(), &key) {
                 return Err(RequestError::UpstreamBadUpgrade);
@@ -700,7 +781,7 @@ async fn proxy(
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(context) = &prepared.snapshot {
+    if let Some(context) = snapshot {
         let facts = conn.facts(
             &context.method,
             &context.uri,
