@@ -36,6 +36,19 @@ max_body = 1024
     )
 }
 
+/// A request body the test sends frame by frame through the returned sender; it ends when
+/// the sender is dropped.
+fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>,
+    impl hyper::body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + 'static,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (frame, receiver))
+    });
+    (sender, StreamBody::new(stream))
+}
+
 #[tokio::test]
 async fn body_over_the_limit_with_content_length_gets_413_and_never_reaches_the_upstream() {
     let origin = RecordingOrigin::start().await;
@@ -166,15 +179,10 @@ sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n
 async fn an_upload_slower_than_the_response_timeout_is_not_cut_the_timer_starts_after_the_body() {
     let origin = RecordingOrigin::start().await;
     let proxy = Proxy::start(&config(origin.addr(), "", "")).await;
-    let (sender, receiver) = tokio::sync::mpsc::channel::<
-        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
-    >(1);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|frame| (frame, receiver))
-    });
+    let (sender, body) = channel_body();
     let request = http::Request::post("/slow-upload")
         .header("host", "app.test")
-        .body(StreamBody::new(stream))
+        .body(body)
         .unwrap();
     let connection = TcpStream::connect(proxy.addr()).await.unwrap();
     let response = tokio::spawn(gangway_e2e::clients::http1_request_streaming(
@@ -200,16 +208,11 @@ async fn an_upload_slower_than_the_response_timeout_is_not_cut_the_timer_starts_
 async fn an_upload_that_stalls_mid_body_gets_408_after_the_body_idle_timeout() {
     let origin = RecordingOrigin::start().await;
     let proxy = Proxy::start(&config(origin.addr(), "", "body_idle_timeout = \"1s\"")).await;
-    let (sender, receiver) = tokio::sync::mpsc::channel::<
-        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
-    >(1);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|frame| (frame, receiver))
-    });
+    let (sender, body) = channel_body();
     let request = http::Request::post("/stalled-upload")
         .header("host", "app.test")
         .header("content-length", "100")
-        .body(StreamBody::new(stream))
+        .body(body)
         .unwrap();
     let connection = TcpStream::connect(proxy.addr()).await.unwrap();
     let started = Instant::now();

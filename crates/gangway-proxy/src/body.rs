@@ -40,15 +40,17 @@ pub(crate) enum BodyError {
 
 /// An idle timer that is re-armed by every frame.
 ///
-/// A frame only notes the time. The timer itself is made when the body first waits, and
-/// moved only when it fires before the idle deadline: a body that never waits (most small
-/// ones) costs no timer, and a long stream moves its timer once per timeout rather than
-/// once per frame.
+/// A frame only sets a flag. The clock is read, and the timer made, when the body waits:
+/// the idle time runs from the first wait after the last frame. A body that never waits
+/// (most small ones) costs neither a clock read nor a timer, and a long stream moves its
+/// timer once per timeout rather than once per frame.
 #[derive(Debug)]
 struct IdleTimer {
     timeout: Duration,
-    /// When the last frame moved (or the body was made).
-    last: Instant,
+    /// When the body was first seen waiting after its last frame.
+    since: Option<Instant>,
+    /// A frame has moved since `since`.
+    moved: bool,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -56,33 +58,31 @@ impl IdleTimer {
     fn new(timeout: Duration) -> Self {
         Self {
             timeout,
-            last: Instant::now(),
+            since: None,
+            moved: false,
             sleep: None,
         }
     }
 
     fn touch(&mut self) {
-        self.last = Instant::now();
+        self.moved = true;
     }
 
-    /// Whether the body has moved nothing for the timeout; otherwise wakes `cx` when it
-    /// may have.
+    /// Called while the body waits: whether it has moved nothing for the timeout; otherwise
+    /// `cx` is woken when it may have.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let due = self.last + self.timeout;
+        let since = match self.since {
+            Some(since) if !self.moved => since,
+            _ => {
+                self.moved = false;
+                *self.since.insert(Instant::now())
+            }
+        };
+        let due = since + self.timeout;
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        loop {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            // The timer fired at the deadline it was set to; a frame since may have moved
-            // the real one.
-            if due <= sleep.deadline() {
-                return true;
-            }
-            sleep.as_mut().reset(due);
-        }
+        crate::conn_io::passed(sleep, due, cx)
     }
 }
 

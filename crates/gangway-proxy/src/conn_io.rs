@@ -234,9 +234,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for GuardedIo<T> {
     }
 }
 
-/// Whether `due` has passed, with `timer` as the guard's timer: moved to `due` when that is
-/// sooner, moved on when it fires before `due`. Otherwise `cx` is woken when it may have.
-fn passed(timer: &mut Pin<Box<Sleep>>, due: Instant, cx: &mut Context<'_>) -> bool {
+/// Whether `due` has passed, with `timer` as the timer that watches it: moved to `due` when
+/// that is sooner, moved on when it fires before `due`. Otherwise `cx` is woken when it may
+/// have. A limit that only ever moves later therefore moves its timer once per firing.
+pub(crate) fn passed(timer: &mut Pin<Box<Sleep>>, due: Instant, cx: &mut Context<'_>) -> bool {
     if timer.deadline() > due {
         timer.as_mut().reset(due);
     }

@@ -354,9 +354,9 @@ fn dispatch<'a>(
             peer,
         } => {
             let upstream_target = match rewrite {
-                None => target.to_owned(),
+                None => None,
                 Some(PathRewrite::Prefix { from, to }) => {
-                    gangway_route::replace_prefix(target, from, to)
+                    Some(gangway_route::replace_prefix(target, from, to))
                 }
                 Some(PathRewrite::Template(template)) => {
                     let mut rendered = matched.render(template);
@@ -365,7 +365,7 @@ fn dispatch<'a>(
                         rendered.push('?');
                         rendered.push_str(query);
                     }
-                    rendered
+                    Some(rendered)
                 }
             };
             let facts = conn.facts(
@@ -403,7 +403,8 @@ fn dispatch<'a>(
 
 /// What the route prepared for the upstream request and the response.
 struct Outbound<'r> {
-    upstream_target: String,
+    /// The rewritten target; `None`: the client's own.
+    upstream_target: Option<String>,
     rendered: Rendered<'r>,
     snapshot: Option<ResponseContext>,
     host: Option<&'r str>,
@@ -513,8 +514,16 @@ fn prepare<'a>(
     record.upstream = Some(upstream.name.clone());
 
     let (mut parts, body) = request.into_parts();
-    let target = PathAndQuery::from_maybe_shared(Bytes::from(prepared.upstream_target))
-        .map_err(|error| RequestError::UpstreamRequest(error.into()))?;
+    let target = match prepared.upstream_target {
+        Some(rewritten) => PathAndQuery::from_maybe_shared(Bytes::from(rewritten))
+            .map_err(|error| RequestError::UpstreamRequest(error.into()))?,
+        // The client's target as hyper parsed it, shared rather than copied and parsed again.
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    };
 
     // An HTTP/2 client names the host in `:authority`; the upstream speaks HTTP/1.1.
     if !parts.headers.contains_key(HOST) {
@@ -588,7 +597,8 @@ async fn forward(
         ref facts,
         ref snapshot,
     } = *job;
-    let started = Instant::now();
+    // The retry budget runs from the request's start, a moment before the first try.
+    let started = record.started;
     let mut last_error = None;
     let (mut response, in_flight) = loop {
         let Some(attempt) = selection.next() else {
