@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gangway_config::AccessLogFormat;
@@ -66,12 +65,7 @@ impl AccessRecord {
 
     /// Writes the line: to the installed access log in its format, or else as a `tracing`
     /// event on target `gangway::access` (the default line on standard error).
-    pub(crate) fn log(&self, bytes_out: u64) {
-        let bytes_in = self
-            .request_body
-            .as_ref()
-            .map_or(0, |facts| facts.bytes.load(Ordering::Relaxed));
-        let elapsed = self.started.elapsed();
+    pub(crate) fn log(&self, bytes_in: u64, bytes_out: u64, elapsed: Duration) {
         let written = crate::access_log::write(|format| {
             self.line(format, bytes_in, bytes_out, elapsed, SystemTime::now())
         });

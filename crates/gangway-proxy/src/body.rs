@@ -462,13 +462,11 @@ impl Drop for ResponseBody {
                 .request_body
                 .as_ref()
                 .map_or(0, |facts| facts.bytes.load(Ordering::Relaxed));
-            finish.metrics.request_finished(
-                record.status,
-                bytes_in,
-                self.bytes,
-                record.started.elapsed(),
-            );
-            finish.record.log(self.bytes);
+            let elapsed = record.started.elapsed();
+            finish
+                .metrics
+                .request_finished(record.status, bytes_in, self.bytes, elapsed);
+            finish.record.log(bytes_in, self.bytes, elapsed);
             finish.conn.request_finished();
         }
     }
