@@ -8,11 +8,12 @@
 //!
 //! Each connection remembers the thread it was opened on (its [`Home`]), where its driver
 //! task runs. A checkout prefers a connection at home on the asking thread: with gangway's
-//! workers, each a current-thread runtime, a request then never waits for another thread
-//! to read its response.
+//! workers, each a current-thread runtime, a request then normally neither waits for
+//! another thread to write it and read its response nor wakes that thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
@@ -28,16 +29,12 @@ const HOME_SCAN: usize = 8;
 
 /// The thread a connection was opened on, where its driver task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Home(u32);
+pub(super) struct Home(ThreadId);
 
 impl Home {
     /// The current thread.
     pub(super) fn here() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        thread_local! {
-            static HERE: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
-        }
-        Self(HERE.with(|here| *here))
+        Self(std::thread::current().id())
     }
 }
 
