@@ -98,55 +98,65 @@ fn log_dropped(dropped: &[gangway_headers::Dropped], conn: &Connection) {
 }
 
 /// Serves one request. Never fails: every error becomes a response.
-pub(crate) async fn serve(
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn's future would hold the request twice: as passed, and as moved into \
+              the body"
+)]
+pub(crate) fn serve(
     conn: Arc<Connection>,
     request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, std::convert::Infallible> {
-    conn.state.request_started();
-    let started = Instant::now();
-    let mut record = AccessRecord::new(conn.client, conn.listener.name.clone(), &request, started);
-    // What the proxy's own error answers may need for their `always` header operations.
-    let uri = request.uri().clone();
-    let host = request_host(&request).map(str::to_ascii_lowercase);
-    let mut route_index = None;
-    // Routing and preparing the upstream request are synchronous; only forwarding waits,
-    // and its future holds the prepared request by reference (futures that hold their
-    // state by value are copied whole at each level of nesting).
-    let answer = match dispatch(
-        &conn,
-        request,
-        host.as_deref(),
-        &mut record,
-        &mut route_index,
-    ) {
-        Ok(Dispatched::Answer(response)) => Ok(response),
-        Ok(Dispatched::Forward(mut job)) => forward(&conn, &mut job, &mut record).await,
-        Err(error) => Err(error),
-    };
-    let mut response = match answer {
-        Ok(response) => response,
-        Err(error) => {
-            let mut response = error_response(&error, &record, &conn);
-            let ops = match route_index {
-                Some(index) => &conn.listener.route_list[index].response_ops,
-                None => &conn.listener.response_ops,
-            };
-            let empty = HeaderMap::new();
-            let facts = conn.facts(&record.method, &uri, &empty, host.as_deref(), None, None);
-            log_dropped(&ops.apply_always(response.headers_mut(), &facts), &conn);
-            response
+) -> impl Future<Output = Result<Response<ResponseBody>, std::convert::Infallible>> + Send {
+    async move {
+        conn.state.request_started();
+        let started = Instant::now();
+        let mut record =
+            AccessRecord::new(conn.client, conn.listener.name.clone(), &request, started);
+        // What the proxy's own error answers may need for their `always` header operations.
+        let uri = request.uri().clone();
+        let host = request_host(&request).map(str::to_ascii_lowercase);
+        let mut route_index = None;
+        // Routing and preparing the upstream request are synchronous; only forwarding waits,
+        // and its future holds the prepared request by reference (futures that hold their
+        // state by value are copied whole at each level of nesting). The prepared request is
+        // borrowed where dispatch returned it: a binding of its own would take a second place
+        // of its size in this future, and a copy.
+        let answer = match dispatch(
+            &conn,
+            request,
+            host.as_deref(),
+            &mut record,
+            &mut route_index,
+        ) {
+            Ok(Dispatched::Answer(response)) => Ok(response),
+            Ok(Dispatched::Forward(ref mut job)) => forward(&conn, job, &mut record).await,
+            Err(error) => Err(error),
+        };
+        let mut response = match answer {
+            Ok(response) => response,
+            Err(error) => {
+                let mut response = error_response(&error, &record, &conn);
+                let ops = match route_index {
+                    Some(index) => &conn.listener.route_list[index].response_ops,
+                    None => &conn.listener.response_ops,
+                };
+                let empty = HeaderMap::new();
+                let facts = conn.facts(&record.method, &uri, &empty, host.as_deref(), None, None);
+                log_dropped(&ops.apply_always(response.headers_mut(), &facts), &conn);
+                response
+            }
+        };
+        record.status = response.status();
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            conn.state.upgraded();
         }
-    };
-    record.status = response.status();
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        conn.state.upgraded();
+        response.body_mut().on_finish(Finish {
+            record,
+            conn: conn.state.clone(),
+            metrics: conn.listener.metrics.route(route_index).clone(),
+        });
+        Ok(response)
     }
-    response.body_mut().on_finish(Finish {
-        record,
-        conn: conn.state.clone(),
-        metrics: conn.listener.metrics.route(route_index).clone(),
-    });
-    Ok(response)
 }
 
 fn error_response(
@@ -631,12 +641,16 @@ async fn forward(
                 &parsed
             }
         };
-        let mut outbound = Request::new(try_body);
-        *outbound.method_mut() = method.clone();
-        // The client sends origin form; the target was parsed once for every try.
-        *outbound.uri_mut() = Uri::from(target.clone());
-        *outbound.version_mut() = Version::HTTP_11;
-        *outbound.headers_mut() = try_headers;
+        // Made where it is sent, so that this future keeps no room for it.
+        let outbound = || {
+            let mut outbound = Request::new(try_body);
+            *outbound.method_mut() = method.clone();
+            // The client sends origin form; the target was parsed once for every try.
+            *outbound.uri_mut() = Uri::from(target.clone());
+            *outbound.version_mut() = Version::HTTP_11;
+            *outbound.headers_mut() = try_headers;
+            outbound
+        };
 
         let timeout = upstream.response_header_timeout;
         let try_started = Instant::now();
@@ -647,7 +661,7 @@ async fn forward(
             tokio::time::sleep(timeout).await;
         };
         let answer = tokio::select! {
-            answer = upstream.client.send(peer, outbound) => Ok(answer),
+            answer = upstream.client.send(peer, outbound()) => Ok(answer),
             () = deadline => Err(()),
         };
         let (failure, error) = match answer {

@@ -99,38 +99,45 @@ where
     /// header, when set, is sent as it is; when absent, it is the peer (without the port
     /// when it is the scheme's default). A kept-alive connection to the peer is reused when
     /// one is idle.
-    pub async fn send(
-        &self,
-        peer: &Authority,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn's future would hold the request twice: as passed, and as moved \
+                  into the body"
+    )]
+    pub fn send<'a>(
+        &'a self,
+        peer: &'a Authority,
         mut request: Request<B>,
-    ) -> Result<Response<PooledBody<B>>, SendError> {
-        prepare(&mut request, peer, self.connector.is_tls());
-        let mut slot = None;
-        loop {
-            let ((mut sender, home), reused) = match self.checkout(peer, &mut slot).await {
-                Some(pooled) => (pooled, true),
-                // Boxed: connecting (TLS above all) needs a large future, and a request that
-                // reuses a connection should not carry its room. Its driver runs here.
-                None => {
-                    let sender = Box::pin(self.connector.connect(peer)).await?;
-                    ((sender, Home::here()), false)
-                }
-            };
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pooled(response, (sender, home), slot)),
-                Err(mut error) => match error.take_message() {
-                    // A kept-alive connection closed before the request was written: the
-                    // peer saw nothing, so it goes out on another connection. Each turn
-                    // uses up an idle connection or a fresh one, which is not retried.
-                    Some(unsent) if reused => request = unsent,
-                    Some(_) => {
-                        return Err(SendError::NotSent {
-                            peer: peer.clone(),
-                            source: error.into_error().into(),
-                        });
+    ) -> impl Future<Output = Result<Response<PooledBody<B>>, SendError>> + Send + 'a {
+        async move {
+            prepare(&mut request, peer, self.connector.is_tls());
+            let mut slot = None;
+            loop {
+                let ((mut sender, home), reused) = match self.checkout(peer, &mut slot).await {
+                    Some(pooled) => (pooled, true),
+                    // Boxed: connecting (TLS above all) needs a large future, and a request that
+                    // reuses a connection should not carry its room. Its driver runs here.
+                    None => {
+                        let sender = Box::pin(self.connector.connect(peer)).await?;
+                        ((sender, Home::here()), false)
                     }
-                    None => return Err(SendError::exchange(peer, error.into_error())),
-                },
+                };
+                match sender.try_send_request(request).await {
+                    Ok(response) => return Ok(self.pooled(response, (sender, home), slot)),
+                    Err(mut error) => match error.take_message() {
+                        // A kept-alive connection closed before the request was written: the
+                        // peer saw nothing, so it goes out on another connection. Each turn
+                        // uses up an idle connection or a fresh one, which is not retried.
+                        Some(unsent) if reused => request = unsent,
+                        Some(_) => {
+                            return Err(SendError::NotSent {
+                                peer: peer.clone(),
+                                source: error.into_error().into(),
+                            });
+                        }
+                        None => return Err(SendError::exchange(peer, error.into_error())),
+                    },
+                }
             }
         }
     }
