@@ -25,8 +25,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gangway_headers::{
-    ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps, LocationRewrite, Template, Variable,
-    Variables, strip_hop_by_hop_keep_upgrade,
+    ClientAddr, ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps, LocationRewrite, Template,
+    Variable, Variables, strip_hop_by_hop_keep_upgrade,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -163,6 +163,8 @@ fn apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("estos header set");
     for (case, websocket) in [("request", false), ("request, WebSocket route", true)] {
         let request = browser_request(websocket);
+        // Made once per connection by the proxy.
+        let client_addr = ClientAddr::new(client.ip());
         group.bench_function(case, |b| {
             b.iter_batched(
                 || request.clone(),
@@ -176,7 +178,7 @@ fn apply(c: &mut Criterion) {
                     strip_hop_by_hop_keep_upgrade(&mut headers, websocket);
                     let mut dropped = policy.apply(
                         &mut headers,
-                        client.ip(),
+                        &client_addr,
                         ForwardedProto::Https,
                         Some("ucserver.example.com"),
                         443,

@@ -14,8 +14,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use gangway_headers::{
-    Dropped, Error, ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps, LocationRewrite,
-    Template, Variable, Variables, strip_hop_by_hop_keep_upgrade,
+    ClientAddr, Dropped, Error, ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps,
+    LocationRewrite, Template, Variable, Variables, strip_hop_by_hop_keep_upgrade,
 };
 use http::header::{HOST, STRICT_TRANSPORT_SECURITY};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -124,9 +124,10 @@ fn prepare(config: &Config, headers: &mut HeaderMap, client: IpAddr) -> Vec<Drop
         policy: &config.policy,
     });
     strip_hop_by_hop_keep_upgrade(headers, true);
+    // A proxy makes the client's address once per connection.
     let mut dropped = config.policy.apply(
         headers,
-        client,
+        &ClientAddr::new(client),
         ForwardedProto::Https,
         Some("ucserver.example.com"),
         443,

@@ -27,6 +27,42 @@ impl ForwardedProto {
     }
 }
 
+/// A client address as the forwarding headers carry it, written once for a connection:
+/// every request on it then sets `X-Forwarded-For` (when the client sent no list of its
+/// own) and `X-Real-IP` by sharing this value instead of writing the address again.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    ip: IpAddr,
+    value: HeaderValue,
+}
+
+impl ClientAddr {
+    /// The address and its header value.
+    pub fn new(ip: IpAddr) -> Self {
+        let mut text = String::with_capacity(15);
+        push_ip(&mut text, ip);
+        // An address's text is digits, hex letters, dots and colons: always a valid value.
+        let value = HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static(""));
+        Self { ip, value }
+    }
+
+    /// The address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// The address as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.value
+    }
+}
+
+impl From<IpAddr> for ClientAddr {
+    fn from(ip: IpAddr) -> Self {
+        Self::new(ip)
+    }
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -129,7 +165,7 @@ pub fn strip_identity_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
 /// This is [`ForwardingPolicy::new`] applied; the policy has the other options.
 pub fn set_forwarding(headers: &mut HeaderMap, client: IpAddr, proto: ForwardedProto) {
     // The policy's only possible drop is an invalid host, and there is none here.
-    let _ = ForwardingPolicy::new().apply(headers, client, proto, None, 0);
+    let _ = ForwardingPolicy::new().apply(headers, &ClientAddr::new(client), proto, None, 0);
 }
 
 /// Which forwarding headers the proxy sets on the upstream request, and whose incoming
@@ -264,7 +300,7 @@ impl ForwardingPolicy {
         push_ip(out, peer);
     }
 
-    /// Applies the policy to a request from `peer` (the TCP peer, or the address the PROXY
+    /// Applies the policy to a request from `client` (the TCP peer, or the address the PROXY
     /// protocol gave), which it reached over `proto`, with the `Host` the client sent
     /// (`host`, for `X-Forwarded-Host` and `Forwarded`), on local port `port` (for
     /// `X-Forwarded-Port`).
@@ -276,27 +312,32 @@ impl ForwardingPolicy {
     pub fn apply(
         &self,
         headers: &mut HeaderMap,
-        peer: IpAddr,
+        client: &ClientAddr,
         proto: ForwardedProto,
         host: Option<&str>,
         port: u16,
     ) -> Vec<Dropped> {
-        with_scratch(|scratch| self.apply_with(headers, peer, proto, host, port, scratch))
+        with_scratch(|scratch| self.apply_with(headers, client, proto, host, port, scratch))
     }
 
     fn apply_with(
         &self,
         headers: &mut HeaderMap,
-        peer: IpAddr,
+        client: &ClientAddr,
         proto: ForwardedProto,
         host: Option<&str>,
         port: u16,
         scratch: &mut String,
     ) -> Vec<Dropped> {
         let mut dropped = Vec::new();
+        let peer = client.ip();
         let trusted = self.is_trusted(peer);
 
         let x_forwarded_for = self.x_forwarded_for.then(|| {
+            // Nothing to keep from the client: the list is its address alone.
+            if !trusted || !headers.contains_key(&X_FORWARDED_FOR) {
+                return Ok(client.header_value().clone());
+            }
             scratch.clear();
             self.write_x_forwarded_for(headers, peer, scratch);
             header_value(&X_FORWARDED_FOR, scratch)
@@ -319,15 +360,7 @@ impl ForwardingPolicy {
             Some(Err(report)) => dropped.push(report),
             None => {}
         };
-        let x_real_ip = self.x_real_ip.then(|| match &x_forwarded_for {
-            // A list without a comma took nothing from the client: it is the address alone.
-            Some(Ok(list)) if !list.as_bytes().contains(&b',') => Ok(list.clone()),
-            _ => {
-                scratch.clear();
-                push_ip(scratch, peer);
-                header_value(&X_REAL_IP, scratch)
-            }
-        });
+        let x_real_ip = self.x_real_ip.then(|| Ok(client.header_value().clone()));
         set(X_FORWARDED_FOR, x_forwarded_for);
         set(FORWARDED, forwarded);
         set(X_REAL_IP, x_real_ip);

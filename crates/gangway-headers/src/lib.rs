@@ -39,7 +39,7 @@
 //! use std::net::{IpAddr, Ipv4Addr};
 //!
 //! use gangway_headers::{
-//!     ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps, LocationRewrite, Template,
+//!     ClientAddr, ForwardedProto, ForwardingPolicy, HeaderOp, HeaderOps, LocationRewrite, Template,
 //!     Variable, Variables, strip_hop_by_hop_keep_upgrade,
 //! };
 //! use http::{HeaderMap, HeaderName, HeaderValue};
@@ -93,7 +93,9 @@
 //! let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 //! let rendered = request_ops.render(&Request { headers: &headers, client, policy: &policy });
 //! strip_hop_by_hop_keep_upgrade(&mut headers, false);
-//! let mut dropped = policy.apply(&mut headers, client, ForwardedProto::Https, None, 443);
+//! // Made once per connection: every request on it shares the address's header value.
+//! let client_addr = ClientAddr::new(client);
+//! let mut dropped = policy.apply(&mut headers, &client_addr, ForwardedProto::Https, None, 443);
 //! dropped.extend(rendered.apply(&mut headers));
 //! assert!(dropped.is_empty());
 //! assert_eq!(headers.get("x-ssl-cert"), None);
@@ -135,7 +137,8 @@ mod tests;
 
 pub use error::Error;
 pub use forwarding::{
-    ForwardedProto, ForwardingPolicy, is_identity_header, set_forwarding, strip_identity_headers,
+    ClientAddr, ForwardedProto, ForwardingPolicy, is_identity_header, set_forwarding,
+    strip_identity_headers,
 };
 pub use hop_by_hop::{strip_hop_by_hop, strip_hop_by_hop_keep_upgrade};
 pub use network::Network;

@@ -938,7 +938,7 @@ fn x_real_ip_is_the_client_alone_with_or_without_a_trusted_list() {
         if let Some(incoming) = incoming {
             h.insert("x-forwarded-for", HeaderValue::from_static(incoming));
         }
-        policy.apply(&mut h, balancer, ForwardedProto::Http, None, 80);
+        policy.apply(&mut h, &balancer.into(), ForwardedProto::Http, None, 80);
         assert_eq!(h["x-forwarded-for"], forwarded_for);
         assert_eq!(h["x-real-ip"], "10.0.0.9");
     }
@@ -1014,7 +1014,13 @@ fn a_client_can_never_send_its_own_identity_headers() {
     let policy = ForwardingPolicy::new().identity_header(name("x-device-serial"));
     assert!(
         policy
-            .apply(&mut h, CLIENT, ForwardedProto::Https, Some("h"), 443)
+            .apply(
+                &mut h,
+                &CLIENT.into(),
+                ForwardedProto::Https,
+                Some("h"),
+                443
+            )
             .is_empty()
     );
     let mut left: Vec<_> = h.keys().map(HeaderName::as_str).collect();
@@ -1066,11 +1072,11 @@ fn trusted_networks_keep_an_incoming_list_only_from_those_peers() {
     ];
     let lb = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
     let mut h = headers(&incoming);
-    policy.apply(&mut h, lb, ForwardedProto::Https, None, 443);
+    policy.apply(&mut h, &lb.into(), ForwardedProto::Https, None, 443);
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 198.51.100.2, 10.1.2.3");
 
     let mut h = headers(&incoming);
-    policy.apply(&mut h, CLIENT, ForwardedProto::Https, None, 443);
+    policy.apply(&mut h, &CLIENT.into(), ForwardedProto::Https, None, 443);
     assert_eq!(
         h["x-forwarded-for"], "192.0.2.1",
         "replaced from an untrusted peer"
@@ -1084,11 +1090,40 @@ fn trusted_networks_keep_an_incoming_list_only_from_those_peers() {
 
     let nobody = ForwardingPolicy::new().trusted_networks([]);
     let mut h = headers(&incoming);
-    nobody.apply(&mut h, lb, ForwardedProto::Https, None, 443);
+    nobody.apply(&mut h, &lb.into(), ForwardedProto::Https, None, 443);
     assert_eq!(h["x-forwarded-for"], "10.1.2.3");
     assert!(
         ForwardingPolicy::new().is_trusted(CLIENT),
         "default: append from anyone"
+    );
+}
+
+/// One connection's address, made once, serves every request on it: each gets the address
+/// in both headers, whether the client sent a list, an empty one or none.
+#[test]
+fn a_connections_client_addr_gives_each_request_its_address() {
+    let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    assert_eq!(ClientAddr::new(CLIENT).header_value(), "192.0.2.1");
+    assert_eq!(ClientAddr::new(v6).header_value(), "2001:db8::1");
+    assert_eq!(ClientAddr::from(v6).ip(), v6);
+
+    let policy = ForwardingPolicy::new();
+    let client = ClientAddr::new(v6);
+    let requests: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("x-forwarded-for", "")],
+        &[("x-forwarded-for", "203.0.113.7")],
+    ];
+    let mut seen = Vec::new();
+    for incoming in requests {
+        let mut h = headers(incoming);
+        policy.apply(&mut h, &client, ForwardedProto::Http, None, 80);
+        assert_eq!(h["x-real-ip"], "2001:db8::1");
+        seen.push(h["x-forwarded-for"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen,
+        ["2001:db8::1", "2001:db8::1", "203.0.113.7, 2001:db8::1"]
     );
 }
 
@@ -1117,7 +1152,7 @@ fn forwarded_host_port_and_rfc_7239_as_options() {
     let mut h = headers(&[("forwarded", "for=6.6.6.6"), ("x-forwarded-port", "1")]);
     let dropped = policy.apply(
         &mut h,
-        CLIENT,
+        &CLIENT.into(),
         ForwardedProto::Https,
         Some("ums.example.com:8443"),
         8443,
@@ -1134,13 +1169,19 @@ fn forwarded_host_port_and_rfc_7239_as_options() {
     let v6: IpAddr = "2001:db8::1".parse().unwrap();
     let policy = policy.trusted_networks([]);
     let mut h = headers(&[("forwarded", "for=6.6.6.6")]);
-    policy.apply(&mut h, v6, ForwardedProto::Http, Some("example.com"), 80);
+    policy.apply(
+        &mut h,
+        &v6.into(),
+        ForwardedProto::Http,
+        Some("example.com"),
+        80,
+    );
     assert_eq!(
         h["forwarded"], "for=\"[2001:db8::1]\";host=example.com;proto=http",
         "untrusted peer: replaced"
     );
     let mut h = HeaderMap::new();
-    policy.apply(&mut h, CLIENT, ForwardedProto::Http, None, 80);
+    policy.apply(&mut h, &CLIENT.into(), ForwardedProto::Http, None, 80);
     assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http");
     assert!(!h.contains_key("x-forwarded-host"));
 }
@@ -1159,7 +1200,7 @@ fn disabled_forwarding_headers_are_removed_not_passed_through() {
         ("x-forwarded-port", "1"),
         ("forwarded", "for=6.6.6.6"),
     ]);
-    policy.apply(&mut h, CLIENT, ForwardedProto::Http, Some("h"), 80);
+    policy.apply(&mut h, &CLIENT.into(), ForwardedProto::Http, Some("h"), 80);
     assert!(h.is_empty(), "{h:?}");
 }
 
@@ -1169,7 +1210,13 @@ fn a_host_that_cannot_be_a_header_value_is_dropped() {
         .x_forwarded_host(true)
         .forwarded(true);
     let mut h = headers(&[("x-forwarded-host", "evil")]);
-    let dropped = policy.apply(&mut h, CLIENT, ForwardedProto::Http, Some("a\r\nb"), 80);
+    let dropped = policy.apply(
+        &mut h,
+        &CLIENT.into(),
+        ForwardedProto::Http,
+        Some("a\r\nb"),
+        80,
+    );
     let names: Vec<_> = dropped.iter().map(|d| d.name().as_str()).collect();
     assert_eq!(names, ["forwarded", "x-forwarded-host"]);
     assert!(!h.contains_key("x-forwarded-host"));
@@ -1181,7 +1228,13 @@ fn a_host_that_cannot_be_a_header_value_is_dropped() {
 fn a_forwarded_host_with_quotes_is_escaped() {
     let policy = ForwardingPolicy::new().forwarded(true);
     let mut h = HeaderMap::new();
-    policy.apply(&mut h, CLIENT, ForwardedProto::Http, Some("a\"b\\c"), 80);
+    policy.apply(
+        &mut h,
+        &CLIENT.into(),
+        ForwardedProto::Http,
+        Some("a\"b\\c"),
+        80,
+    );
     assert_eq!(h["forwarded"], r#"for=192.0.2.1;host="a\"b\\c";proto=http"#);
 }
 

@@ -424,6 +424,7 @@ async fn handle_connection(
             let conn = Arc::new(Connection {
                 listener: runtime.clone(),
                 client,
+                client_addr: client.ip().into(),
                 local,
                 tls: None,
                 server_name: None,
@@ -467,6 +468,7 @@ async fn handle_connection(
             let conn = Arc::new(Connection {
                 listener: runtime.clone(),
                 client,
+                client_addr: client.ip().into(),
                 local,
                 tls: Some(session),
                 server_name,

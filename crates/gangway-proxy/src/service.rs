@@ -49,6 +49,8 @@ pub(crate) const SHUTDOWN_CLOSE: WebSocketClose = WebSocketClose {
 pub(crate) struct Connection {
     pub(crate) listener: Arc<ListenerRuntime>,
     pub(crate) client: SocketAddr,
+    /// The client's address as the forwarding headers of each request carry it.
+    pub(crate) client_addr: gangway_headers::ClientAddr,
     pub(crate) local: SocketAddr,
     /// The TLS session of a TLS listener's connection, with the client's identity.
     pub(crate) tls: Option<gangway_tls::TlsSession>,
@@ -551,7 +553,7 @@ fn prepare<'a>(
     };
     let mut dropped = route.forwarding.apply(
         &mut parts.headers,
-        conn.client.ip(),
+        &conn.client_addr,
         proto,
         prepared.host,
         conn.local.port(),
