@@ -26,7 +26,7 @@ pub(crate) struct AccessRecord {
     pub(crate) status: StatusCode,
     pub(crate) route: Option<Arc<str>>,
     pub(crate) upstream: Option<Arc<str>>,
-    pub(crate) peer: Option<String>,
+    pub(crate) peer: Option<Arc<str>>,
     pub(crate) request_body: Option<Arc<RequestBodyFacts>>,
     pub(crate) started: Instant,
     pub(crate) failure: Option<String>,

@@ -93,7 +93,7 @@ fn json_is_one_object_with_every_field_and_null_for_what_is_unknown() {
     );
     record.route = Some("/a".into());
     record.upstream = Some("app".into());
-    record.peer = Some("127.0.0.1:9000".to_owned());
+    record.peer = Some("127.0.0.1:9000".into());
     record.status = StatusCode::BAD_GATEWAY;
     record.fail("upstream reset".to_owned());
     let line = record.line(

@@ -616,7 +616,7 @@ async fn forward(
         let Some(attempt) = selection.next() else {
             return Err(last_error.unwrap_or_else(|| RequestError::NoPeer(selection.error())));
         };
-        record.peer = Some(attempt.peer().authority().to_owned());
+        record.peer = Some(attempt.peer().shared_authority());
         // The body comes back from a failed try only if it was never read; a request
         // without one gets a fresh empty body for every try.
         let try_body = body.take().unwrap_or_else(|| {
@@ -761,7 +761,7 @@ async fn forward(
                 ) {
                     Ok(pair) => pair,
                     Err(error) => {
-                        tracing::warn!(%client, peer, route = %route_name, "WebSocket upgrade did not complete: {error}");
+                        tracing::warn!(%client, peer = &*peer, route = %route_name, "WebSocket upgrade did not complete: {error}");
                         return;
                     }
                 };
@@ -785,7 +785,7 @@ async fn forward(
                     splice_websocket(client_io, TokioIo::new(upstream_io), idle, close).await;
                 tracing::info!(
                     target: "gangway::access",
-                    %client, peer, route = %route_name,
+                    %client, peer = &*peer, route = %route_name,
                     client_to_upstream = report.client_to_upstream,
                     upstream_to_client = report.upstream_to_client,
                     end = ?report.end,

@@ -37,7 +37,7 @@ pub(crate) struct TunnelInfo {
     pub(crate) listener: Arc<str>,
     pub(crate) route: Arc<str>,
     /// The upstream peer (`host:port`) of a WebSocket tunnel.
-    pub(crate) peer: Option<String>,
+    pub(crate) peer: Option<Arc<str>>,
     pub(crate) client: SocketAddr,
     /// The SHA-256 fingerprint of the certificate the client presented, if any.
     pub(crate) fingerprint: Option<Sha256Fingerprint>,
@@ -158,7 +158,7 @@ impl TunnelRegistry {
                     "role": role,
                     "listener": &*info.listener,
                     "route": &*info.route,
-                    "peer": info.peer,
+                    "peer": info.peer.as_deref(),
                     "client": info.client.to_string(),
                     "client_fingerprint": info.fingerprint.map(|f| f.to_string()),
                     "age_seconds": entry.opened.elapsed().as_secs_f64(),

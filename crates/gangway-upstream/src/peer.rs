@@ -28,7 +28,8 @@ pub struct Peer {
     host: String,
     port: u16,
     weight: u32,
-    authority: String,
+    /// Shared: every request's access record names the peer it went to.
+    authority: Arc<str>,
     /// `authority` parsed once, so a request's URI is put together without parsing.
     uri_authority: Option<http::uri::Authority>,
     scheme: Scheme,
@@ -48,12 +49,12 @@ impl Peer {
         } else {
             format!("{host}:{port}")
         };
-        let uri_authority = http::uri::Authority::from_maybe_shared(authority.clone()).ok();
+        let uri_authority = http::uri::Authority::try_from(authority.as_str()).ok();
         Self {
             host,
             port,
             weight,
-            authority,
+            authority: authority.into(),
             uri_authority,
             scheme: Scheme::HTTP,
             route: None,
@@ -124,6 +125,11 @@ impl Peer {
     /// `host:port`, with brackets around an IPv6 address: the URI authority.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// [`authority`](Self::authority), shared rather than copied.
+    pub fn shared_authority(&self) -> Arc<str> {
+        Arc::clone(&self.authority)
     }
 
     /// [`authority`](Self::authority) as a URI part, parsed when the peer was made; `None`
