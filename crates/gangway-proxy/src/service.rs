@@ -116,7 +116,7 @@ pub(crate) fn serve(
             AccessRecord::new(conn.client, conn.listener.name.clone(), &request, started);
         // What the proxy's own error answers may need for their `always` header operations.
         let uri = request.uri().clone();
-        let host = request_host(&request).map(str::to_ascii_lowercase);
+        let host = RequestHost::of(&request);
         let mut route_index = None;
         // Routing and preparing the upstream request are synchronous; only forwarding waits,
         // and its future holds the prepared request by reference (futures that hold their
@@ -126,7 +126,7 @@ pub(crate) fn serve(
         let answer = match dispatch(
             &conn,
             request,
-            host.as_deref(),
+            host.as_ref().map(RequestHost::as_str),
             &mut record,
             &mut route_index,
         ) {
@@ -143,7 +143,8 @@ pub(crate) fn serve(
                     None => &conn.listener.response_ops,
                 };
                 let empty = HeaderMap::new();
-                let facts = conn.facts(&record.method, &uri, &empty, host.as_deref(), None, None);
+                let host = host.as_ref().map(RequestHost::as_str);
+                let facts = conn.facts(&record.method, &uri, &empty, host, None, None);
                 log_dropped(&ops.apply_always(response.headers_mut(), &facts), &conn);
                 response
             }
@@ -228,17 +229,52 @@ fn page_response(body: Bytes) -> Response<ResponseBody> {
 
 /// The request's host without port, as the client named it (Host header, else the
 /// HTTP/2 `:authority`).
-fn request_host(request: &Request<Incoming>) -> Option<&str> {
-    let raw = match request.headers().get(HOST) {
-        Some(value) => value.to_str().ok()?,
-        None => request.uri().authority()?.as_str(),
+/// The request's host (`Host`, else the HTTP/2 `:authority`) without its port, lower-cased
+/// as routing compares it. It shares the `Host` header when that needs no lower-casing
+/// (clients send lower-case hosts), so that most requests make no copy of it.
+pub(crate) struct RequestHost {
+    /// The `Host` header, or the lower-cased host alone.
+    value: HeaderValue,
+    /// Where the host is in `value`.
+    range: std::ops::Range<usize>,
+}
+
+impl RequestHost {
+    pub(crate) fn of<B>(request: &Request<B>) -> Option<Self> {
+        let (header, raw) = match request.headers().get(HOST) {
+            Some(value) => (Some(value), value.to_str().ok()?),
+            None => (None, request.uri().authority()?.as_str()),
+        };
+        let range = host_range(raw)?;
+        let host = raw.get(range.clone())?;
+        match header.filter(|_| !host.bytes().any(|byte| byte.is_ascii_uppercase())) {
+            Some(value) => Some(Self {
+                value: value.clone(),
+                range,
+            }),
+            None => {
+                let value = HeaderValue::from_str(&host.to_ascii_lowercase()).ok()?;
+                let range = 0..value.len();
+                Some(Self { value, range })
+            }
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Both values were made from a `str`, and the range lies on its characters.
+        let text = self.value.to_str().unwrap_or_default();
+        text.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+/// Where the host is in a `Host` value or an authority: without the port, and an IPv6
+/// literal without its brackets. `None` when it is empty.
+fn host_range(raw: &str) -> Option<std::ops::Range<usize>> {
+    let range = match raw.strip_prefix('[') {
+        Some(rest) => 1..1 + rest.find(']').unwrap_or(rest.len()),
+        None => 0..raw.rfind(':').unwrap_or(raw.len()),
     };
-    let host = match raw.strip_prefix('[') {
-        // An IPv6 literal keeps its brackets' content.
-        Some(rest) => rest.split(']').next()?,
-        None => raw.rsplit_once(':').map_or(raw, |(host, _port)| host),
-    };
-    (!host.is_empty()).then_some(host)
+    (!range.is_empty()).then_some(range)
 }
 
 /// What routing decided for a request.

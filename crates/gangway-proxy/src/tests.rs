@@ -539,3 +539,37 @@ fn cookie_and_query_argument_variables_find_their_value() {
     assert_eq!(query_arg(query, "ag"), None);
     assert_eq!(query_arg("", "page"), None);
 }
+
+/// The host routing compares: port and IPv6 brackets off, lower-cased; a lower-case `Host`
+/// is shared rather than copied.
+#[test]
+fn a_requests_host_is_its_host_header_without_port_in_lower_case() {
+    use crate::service::RequestHost;
+
+    let host_of = |host: &str| {
+        let request = http::Request::get("/")
+            .header("host", host)
+            .body(())
+            .unwrap();
+        RequestHost::of(&request).map(|host| host.as_str().to_owned())
+    };
+    assert_eq!(host_of("example.com").as_deref(), Some("example.com"));
+    assert_eq!(host_of("example.com:8443").as_deref(), Some("example.com"));
+    assert_eq!(
+        host_of("UCServer.Example.COM:443").as_deref(),
+        Some("ucserver.example.com")
+    );
+    assert_eq!(host_of("[2001:DB8::1]:443").as_deref(), Some("2001:db8::1"));
+    assert_eq!(host_of("[::1]").as_deref(), Some("::1"));
+    assert_eq!(host_of(":80"), None);
+    assert_eq!(host_of(""), None);
+
+    // HTTP/2 names the host in the authority, without a `Host` header.
+    let request = http::Request::get("https://Device.Example:8443/x")
+        .body(())
+        .unwrap();
+    let host = RequestHost::of(&request).expect("a host");
+    assert_eq!(host.as_str(), "device.example");
+    let request = http::Request::get("/x").body(()).unwrap();
+    assert!(RequestHost::of(&request).is_none());
+}
