@@ -148,14 +148,14 @@ fn cpu_ticks(child: &Child, path: &str) -> u64 {
 /// The process's threads named `gangway-worker-N`, once `expected` of them are named: a
 /// thread takes its name when it first runs, which on a busy machine may come after the
 /// process has announced its ports. Gives up after 10 s and returns what it found.
-fn worker_threads(child: &Child, expected: usize) -> Vec<String> {
+async fn worker_threads(child: &Child, expected: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let found = named_worker_threads(child);
         if found.len() == expected || std::time::Instant::now() > deadline {
             return found;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -177,7 +177,7 @@ async fn one_worker_thread_serves_on_the_main_thread_and_two_serve_on_workers() 
     for threads in ["1", "2"] {
         let (mut child, https) = start_demo_with(&[("TOKIO_WORKER_THREADS", threads)]);
         let expected = if threads == "1" { 0 } else { 2 };
-        let workers = worker_threads(&child.0, expected);
+        let workers = worker_threads(&child.0, expected).await;
         assert_eq!(workers.len(), expected, "{workers:?}");
         let main_thread = format!("task/{}/", child.0.id());
         let workers_ticks = |child: &Child| -> u64 {
