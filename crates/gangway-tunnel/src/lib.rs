@@ -72,6 +72,7 @@ mod frames;
 mod frames_tests;
 #[doc(hidden)]
 pub mod fuzzing;
+mod gate;
 mod handshake;
 mod probe;
 mod relay;

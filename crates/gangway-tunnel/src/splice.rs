@@ -2,6 +2,7 @@
 //! tunnel with a close handshake when the proxy ends it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::frames::{FrameTracker, MAX_CLOSE_FRAME, OPCODE_CLOSE, close_frame};
+use crate::gate::{Gate, Gated};
 
 /// Why a tunnel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,13 +151,15 @@ where
     let framing = |mask| {
         framed.then(|| Framing {
             tracker: FrameTracker::new(),
-            requested: requested.clone(),
-            watching: true,
+            requested: Some(requested.clone()),
             mask,
         })
     };
     let (client_read, client_write) = tokio::io::split(client);
     let (upstream_read, upstream_write) = tokio::io::split(upstream);
+    // What waits for a close, a cut or the idle deadline is polled only when woken itself,
+    // not on every wake-up for bytes (see the gate module).
+    let gate = Gate::new();
     // Client to server frames are masked (RFC 6455 §5.3), server to client ones are not.
     let up = copy_one_way(
         client_read,
@@ -163,6 +167,7 @@ where
         &shared,
         &up_count,
         framing(true),
+        &gate,
     );
     let down = copy_one_way(
         upstream_read,
@@ -170,26 +175,38 @@ where
         &shared,
         &down_count,
         framing(false),
+        &gate,
     );
-    let closer = async {
-        let request = close.await;
-        requests.send_replace(Some(request));
-        tokio::time::sleep(request.timeout).await;
-    };
     // A WebSocket that idles out is closed with the handshake too, so both ends see a
     // clean close (1001) instead of a dropped connection; a raw tunnel is just dropped.
     let idle_closing = AtomicBool::new(false);
-    let idle = async {
-        watch_idle(&shared, idle_timeout).await;
-        if !framed || requests.borrow().is_some() {
-            return;
+    // The watchers are made inside this one future: made outside and moved in, each would
+    // also keep its room in the splice's future for the tunnel's life.
+    let mut control = std::pin::pin!(async {
+        let closer = async {
+            let request = close.await;
+            requests.send_replace(Some(request));
+            tokio::time::sleep(request.timeout).await;
+        };
+        let idle = async {
+            watch_idle(&shared, idle_timeout).await;
+            if !framed || requests.borrow().is_some() {
+                return;
+            }
+            idle_closing.store(true, Ordering::Relaxed);
+            requests.send_replace(Some(IDLE_CLOSE));
+            tokio::time::sleep(IDLE_CLOSE.timeout).await;
+        };
+        tokio::select! {
+            () = idle => SpliceEnd::IdleTimeout,
+            () = closer => SpliceEnd::ProxyCut,
+            () = shared.cut.notified() => SpliceEnd::ProxyCut,
         }
-        idle_closing.store(true, Ordering::Relaxed);
-        requests.send_replace(Some(IDLE_CLOSE));
-        tokio::time::sleep(IDLE_CLOSE.timeout).await;
-    };
+    });
     let end = tokio::select! {
-        (up_ok, down_ok) = async { tokio::join!(up, down) } => {
+        // `join` holds both directions in place; an async block around `join!` would keep
+        // each twice in this future (the block's capture and the macro's own).
+        (up_ok, down_ok) = futures_util::future::join(up, down) => {
             let closing = requests.borrow().is_some();
             match (up_ok && down_ok, closing) {
                 _ if idle_closing.load(Ordering::Relaxed) => SpliceEnd::IdleTimeout,
@@ -199,9 +216,7 @@ where
                 (false, true) => SpliceEnd::ProxyCut,
             }
         }
-        () = idle => SpliceEnd::IdleTimeout,
-        () = closer => SpliceEnd::ProxyCut,
-        () = shared.cut.notified() => SpliceEnd::ProxyCut,
+        end = Gated::new(control.as_mut(), &gate) => end,
     };
     SpliceReport {
         client_to_upstream: up_count.load(Ordering::Relaxed),
@@ -213,11 +228,24 @@ where
 /// The WebSocket side of one direction.
 struct Framing {
     tracker: FrameTracker,
-    requested: watch::Receiver<Option<WebSocketClose>>,
-    /// Whether a close may still be asked for.
-    watching: bool,
+    /// Where a close request comes from; taken by the direction's watcher.
+    requested: Option<watch::Receiver<Option<WebSocketClose>>>,
     /// Whether the close frame this direction writes is masked (it goes to the upstream).
     mask: bool,
+}
+
+/// The first close request on `requested`; `None` when none can come any more (the sender
+/// is gone).
+async fn close_request(
+    requested: Option<watch::Receiver<Option<WebSocketClose>>>,
+) -> Option<WebSocketClose> {
+    let mut requested = requested?;
+    loop {
+        requested.changed().await.ok()?;
+        if let Some(request) = *requested.borrow_and_update() {
+            return Some(request);
+        }
+    }
 }
 
 /// Where one direction of a closing WebSocket tunnel is.
@@ -237,6 +265,7 @@ async fn copy_one_way<R, W>(
     shared: &Shared,
     copied: &AtomicU64,
     mut framing: Option<Framing>,
+    gate: &Arc<Gate>,
 ) -> bool
 where
     R: AsyncRead + Unpin,
@@ -246,19 +275,25 @@ where
     let mut phase = Phase::Relay;
     // Whether a close frame came from the reader (and, while relaying, went to the writer).
     let mut reader_closed = false;
+    // One watcher for the whole relay, polled only when woken: made anew for each read, or
+    // polled on every wake-up, it would cost more than passing a small message on.
+    let mut watching = framing.is_some();
+    let mut close_requested = std::pin::pin!(close_request(
+        framing.as_mut().and_then(|f| f.requested.take())
+    ));
+    let mut close_requested = Gated::new(close_requested.as_mut(), gate);
     loop {
         let read = match framing.as_mut() {
-            Some(framing) if phase == Phase::Relay && framing.watching => {
+            Some(framing) if phase == Phase::Relay && watching => {
                 tokio::select! {
                     // Reading is cancel-safe, and a write in progress is never interrupted,
                     // so the close never cuts a frame short.
                     biased;
-                    changed = framing.requested.changed() => {
-                        let request = *framing.requested.borrow_and_update();
-                        // The sender lives as long as the splice; should it be gone, no
-                        // close can come, so stop watching rather than wake up again.
-                        framing.watching = changed.is_ok();
-                        if let (Ok(()), Some(request)) = (changed, request) {
+                    request = &mut close_requested => {
+                        // Asked once, or never to be asked (the sender lives as long as the
+                        // splice): either way there is nothing more to watch.
+                        watching = false;
+                        if let Some(request) = request {
                             phase = Phase::ToBoundary(request);
                             let Ok(step) =
                                 finish_frame(&mut writer, framing, &mut phase, reader_closed, &[])
