@@ -484,9 +484,10 @@ async fn an_upstream_with_a_certificate_from_another_ca_gets_502_and_a_log_line_
     signal(&child.0, "TERM");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut log).unwrap();
+    // The field, not the bare number: a timestamp such as `…25.125025Z` holds "502" too.
     let line = log
         .lines()
-        .find(|line| line.contains("502"))
+        .find(|line| line.contains("status=502"))
         .unwrap_or_else(|| panic!("no log line for the 502:\n{log}"));
     assert!(
         line.contains("invalid peer certificate") && line.contains("UnknownIssuer"),
