@@ -227,8 +227,6 @@ fn page_response(body: Bytes) -> Response<ResponseBody> {
     response
 }
 
-/// The request's host without port, as the client named it (Host header, else the
-/// HTTP/2 `:authority`).
 /// The request's host (`Host`, else the HTTP/2 `:authority`) without its port, lower-cased
 /// as routing compares it. It shares the `Host` header when that needs no lower-casing
 /// (clients send lower-case hosts), so that most requests make no copy of it.
