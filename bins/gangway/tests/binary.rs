@@ -41,14 +41,15 @@ fn line_starting_with(child: &mut Child, prefix: &str) -> String {
 
 /// Starts `gangway demo` on free ports; returns the process and its HTTPS address.
 fn start_demo() -> (Running, SocketAddr) {
-    start_demo_with(&[])
+    start_demo_with(&[], &[])
 }
 
-/// [`start_demo`] with these environment variables.
-fn start_demo_with(env: &[(&str, &str)]) -> (Running, SocketAddr) {
+/// [`start_demo`] with more arguments and these environment variables.
+fn start_demo_with(args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
     let mut demo = Running(
         Command::new(BINARY)
             .args(["demo", "--http-port", "0", "--https-port", "0"])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -132,19 +133,6 @@ async fn demo_serves_https_redirects_http_and_echoes_websocket_messages() {
     assert!(status.success(), "{status}");
 }
 
-/// User + system clock ticks of `/proc/PID/{path}stat` (the process, or one of its threads).
-fn cpu_ticks(child: &Child, path: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/{path}stat", child.id())).unwrap();
-    // Fields after the command name (which may hold spaces), counted from `state` as 0.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// The process's threads named `gangway-worker-N`, once `expected` of them are named: a
 /// thread takes its name when it first runs, which on a busy machine may come after the
 /// process has announced its ports. Gives up after 10 s and returns what it found.
@@ -170,31 +158,35 @@ fn named_worker_threads(child: &Child) -> Vec<String> {
         .collect()
 }
 
+/// `(worker, value)` of each `name{worker="N"} value` line of a Prometheus text body.
+fn worker_samples(metrics: &str, name: &str) -> Vec<(String, u64)> {
+    let prefix = format!("{name}{{worker=\"");
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .filter_map(|rest| {
+            let (worker, value) = rest.split_once("\"} ")?;
+            Some((worker.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// `TOKIO_WORKER_THREADS=1` (as for a process allowed one CPU) serves on the main thread;
-/// with 2, two worker threads serve the connections.
+/// with 2, the two worker threads serve the connections, which `/metrics` counts.
 #[tokio::test]
 async fn one_worker_thread_serves_on_the_main_thread_and_two_serve_on_workers() {
+    const CONNECTIONS: u64 = 20;
     for threads in ["1", "2"] {
-        let (mut child, https) = start_demo_with(&[("TOKIO_WORKER_THREADS", threads)]);
-        let expected = if threads == "1" { 0 } else { 2 };
-        let workers = worker_threads(&child.0, expected).await;
-        assert_eq!(workers.len(), expected, "{workers:?}");
-        let main_thread = format!("task/{}/", child.0.id());
-        let workers_ticks = |child: &Child| -> u64 {
-            workers
-                .iter()
-                .map(|task| cpu_ticks(child, &format!("task/{task}/")))
-                .sum()
-        };
-        let before = (
-            cpu_ticks(&child.0, ""),
-            cpu_ticks(&child.0, &main_thread),
-            workers_ticks(&child.0),
+        let admin = gangway_e2e::origins::refused_addr();
+        let admin_port = admin.port().to_string();
+        let (mut demo, https) = start_demo_with(
+            &["--admin-port", &admin_port],
+            &[("TOKIO_WORKER_THREADS", threads)],
         );
-        // Full TLS handshakes cost enough CPU to show up in clock ticks (10 ms each): 200
-        // give some 40 ticks, so that a few ticks of other threads on a busy machine do not
-        // decide the shares.
-        for _ in 0..200 {
+        let expected = if threads == "1" { 0 } else { 2 };
+        let workers = worker_threads(&demo.0, expected).await;
+        assert_eq!(workers.len(), expected, "{workers:?}");
+        for _ in 0..CONNECTIONS {
             let stream = tls_connect(https, "localhost", insecure_tls()).await;
             let request = http::Request::get("/threads")
                 .header("host", "localhost")
@@ -203,22 +195,30 @@ async fn one_worker_thread_serves_on_the_main_thread_and_two_serve_on_workers() 
             let response = http1_request(stream, request).await;
             assert_eq!(response.status(), 200, "TOKIO_WORKER_THREADS={threads}");
         }
-        let process = cpu_ticks(&child.0, "") - before.0;
-        let main = cpu_ticks(&child.0, &main_thread) - before.1;
-        let on_workers = workers_ticks(&child.0) - before.2;
-        assert!(process >= 2, "{process} ticks for 200 handshakes");
-        // With workers the main thread still accepts and runs the demo's echo origin.
-        let (serving, share) = if threads == "1" {
-            (main, 9)
+        let stream = connect_when_listening(admin).await;
+        let request = http::Request::get("/metrics")
+            .header("host", "admin")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let metrics =
+            String::from_utf8(http1_request(stream, request).await.body().to_vec()).unwrap();
+        let handed = worker_samples(&metrics, "gangway_worker_connections_total");
+        if threads == "1" {
+            // No worker threads: the main thread that accepted them served them.
+            assert!(handed.is_empty(), "{metrics}");
         } else {
-            (on_workers, 6)
-        };
-        assert!(
-            serving * 10 >= process * share,
-            "TOKIO_WORKER_THREADS={threads}: main thread {main}, workers {on_workers} of {process} ticks"
-        );
-        signal(&child.0, "TERM");
-        assert!(child.0.wait().unwrap().success());
+            // Every connection went to a worker, and the least busy one rotates on ties.
+            let names: Vec<&str> = handed.iter().map(|(worker, _)| worker.as_str()).collect();
+            assert_eq!(names, ["0", "1"], "{metrics}");
+            assert_eq!(
+                handed.iter().map(|(_, n)| n).sum::<u64>(),
+                CONNECTIONS,
+                "{metrics}"
+            );
+            assert!(handed.iter().all(|(_, n)| *n > 0), "{metrics}");
+        }
+        signal(&demo.0, "TERM");
+        assert!(demo.0.wait().unwrap().success());
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::runtime::{ListenerRuntime, RouteAction, UpstreamRuntime};
+use crate::threads::WorkerLoad;
 use crate::tunnels::TunnelRegistry;
 
 /// Upper bounds (seconds) of the latency histogram buckets; `+Inf` is implied.
@@ -195,6 +196,9 @@ pub(crate) struct Observer {
     /// Listeners bound, configuration loaded, not draining.
     ready: AtomicBool,
     pub(crate) tunnels: Arc<TunnelRegistry>,
+    /// What each worker thread was given; empty when connections are served on the thread
+    /// that accepts them.
+    workers: RwLock<Arc<[WorkerLoad]>>,
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +250,14 @@ impl Observer {
             .serving
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = serving;
+    }
+
+    /// Shows these workers' series from now on.
+    pub(crate) fn show_workers(&self, loads: Arc<[WorkerLoad]>) {
+        *self
+            .workers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loads;
     }
 
     pub(crate) fn set_ready(&self, ready: bool) {
@@ -462,6 +474,42 @@ impl Observer {
             out.family(name, "counter", help);
             for (result, count) in ["ok", "failed"].iter().zip(counts) {
                 out.sample(name, &[("result", result)], load(count));
+            }
+        }
+        let workers = Arc::clone(
+            &self
+                .workers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !workers.is_empty() {
+            out.family(
+                "gangway_worker_connections_total",
+                "counter",
+                "Client connections handed to each worker thread.",
+            );
+            for (index, load) in workers.iter().enumerate() {
+                let worker = index.to_string();
+                let connections = load.connections.load(Ordering::Relaxed);
+                out.sample(
+                    "gangway_worker_connections_total",
+                    &[("worker", &worker)],
+                    connections,
+                );
+            }
+            out.family(
+                "gangway_worker_open_connections",
+                "gauge",
+                "Client connections each worker thread serves now.",
+            );
+            for (index, load) in workers.iter().enumerate() {
+                let worker = index.to_string();
+                let open = load.open.load(Ordering::Relaxed);
+                out.sample(
+                    "gangway_worker_open_connections",
+                    &[("worker", &worker)],
+                    open,
+                );
             }
         }
         out.family(

@@ -287,6 +287,7 @@ impl Server {
         } = self;
         // Only outside handles may ask for reloads now.
         drop(reload_requests);
+        observer.show_workers(workers.loads());
         let graceful = Arc::new(GracefulShutdown::new());
         let tunnels = Tracker::default();
         let mut set = ListenerSet::start(

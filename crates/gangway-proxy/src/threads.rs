@@ -14,7 +14,7 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::net::TcpStream;
@@ -104,8 +104,34 @@ pub struct Workers {
 #[derive(Debug, Default)]
 struct Inner {
     workers: Vec<Worker>,
+    /// What each worker was given, in worker order; shared with `/metrics`, which must not
+    /// keep the threads themselves alive.
+    loads: Arc<[WorkerLoad]>,
     /// Where the search for the least busy worker starts, so that ties rotate.
     next: AtomicUsize,
+}
+
+/// The connections one worker thread was given: what `/metrics` shows of the balance.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerLoad {
+    /// Connections handed to the worker since the start.
+    pub(crate) connections: AtomicU64,
+    /// Of those, the ones it still serves.
+    pub(crate) open: AtomicUsize,
+}
+
+/// Counts a connection as open on its worker until it is dropped.
+struct OpenOnWorker {
+    loads: Arc<[WorkerLoad]>,
+    index: usize,
+}
+
+impl Drop for OpenOnWorker {
+    fn drop(&mut self) {
+        if let Some(load) = self.loads.get(self.index) {
+            load.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -148,12 +174,19 @@ impl Workers {
                 thread: Some(thread),
             });
         }
+        let loads = workers.iter().map(|_| WorkerLoad::default()).collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 workers,
+                loads,
                 next: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// What each worker was given, in worker order (empty for [`here`](Self::here)).
+    pub(crate) fn loads(&self) -> Arc<[WorkerLoad]> {
+        Arc::clone(&self.inner.loads)
     }
 
     /// How many worker threads there are (0 for [`here`](Self::here)).
@@ -180,7 +213,7 @@ impl Workers {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        let Some(worker) = self.least_busy() else {
+        let Some((index, worker)) = self.least_busy() else {
             tokio::spawn(serve(stream));
             return;
         };
@@ -191,7 +224,14 @@ impl Workers {
                 return;
             }
         };
+        let loads = self.loads();
+        if let Some(load) = loads.get(index) {
+            load.connections.fetch_add(1, Ordering::Relaxed);
+            load.open.fetch_add(1, Ordering::Relaxed);
+        }
+        let open = OpenOnWorker { loads, index };
         worker.handle.spawn(async move {
+            let _open = open;
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve(stream).await,
                 Err(error) => tracing::warn!("a worker cannot take a connection: {error}"),
@@ -199,15 +239,17 @@ impl Workers {
         });
     }
 
-    fn least_busy(&self) -> Option<&Worker> {
+    /// The worker with the fewest live tasks, and its index.
+    fn least_busy(&self) -> Option<(usize, &Worker)> {
         let workers = &self.inner.workers;
         if workers.is_empty() {
             return None;
         }
         let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
         (0..workers.len())
-            .map(|offset| &workers[(start + offset) % workers.len()])
-            .min_by_key(|worker| worker.tasks())
+            .map(|offset| (start + offset) % workers.len())
+            .map(|index| (index, &workers[index]))
+            .min_by_key(|(_, worker)| worker.tasks())
     }
 }
 
@@ -303,6 +345,20 @@ mod tests {
         String::from_utf8(name).unwrap()
     }
 
+    /// (connections handed over, connections open) of each worker.
+    fn loads(workers: &Workers) -> Vec<(u64, usize)> {
+        workers
+            .loads()
+            .iter()
+            .map(|load| {
+                (
+                    load.connections.load(Ordering::Relaxed),
+                    load.open.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     async fn until_tasks(workers: &Workers, expected: &[usize]) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while workers.tasks() != expected {
@@ -336,9 +392,12 @@ mod tests {
             ]
         );
 
+        assert_eq!(loads(&workers), [(2, 2), (2, 2)]);
+
         // Both connections on worker 0 end: the next two both go to it.
         served.retain(|(name, _)| name != "gangway-worker-0");
         until_tasks(&workers, &[0, 2]).await;
+        assert_eq!(loads(&workers), [(2, 0), (2, 2)]);
         let more = serve_names(&workers, 2).await;
         until_tasks(&workers, &[2, 2]).await;
         for mut client in more {
@@ -346,6 +405,7 @@ mod tests {
         }
         drop(served);
         until_tasks(&workers, &[0, 0]).await;
+        assert_eq!(loads(&workers), [(4, 0), (2, 0)], "what /metrics shows");
     }
 
     #[tokio::test]
@@ -356,5 +416,6 @@ mod tests {
         let mut clients = serve_names(&workers, 1).await;
         assert_eq!(thread_of(&mut clients[0]).await, current);
         assert!(workers.tasks().is_empty());
+        assert!(loads(&workers).is_empty());
     }
 }
