@@ -397,6 +397,54 @@ fn the_parser_refuses_what_the_format_forbids() {
     }
 }
 
+/// With worker threads, `/metrics` counts the connections handed to each and the ones open
+/// on each; without, the series are absent (the accepting thread serves).
+#[tokio::test]
+async fn connections_handed_to_worker_threads_are_counted_per_worker() {
+    let origin = RecordingOrigin::start().await;
+    let workers = gangway_proxy::Workers::start(std::num::NonZeroUsize::new(2).unwrap()).unwrap();
+    let dir = gangway_e2e::certs::TempDir::new("worker-metrics");
+    let proxy = Proxy::start_on(dir, &metrics_config(origin.addr()), workers).await;
+    let admin = proxy.admin.expect("admin listener");
+    for _ in 0..6 {
+        assert_eq!(request(&proxy, "GET", "/gone", "").await, 404);
+    }
+    let per_worker = |samples: &Samples, name: &str| -> Vec<(String, f64)> {
+        let mut found: Vec<(String, f64)> = samples
+            .iter()
+            .filter(|((metric, _), _)| metric == name)
+            .map(|((_, labels), value)| (labels["worker"].clone(), *value))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    };
+    // A connection stays open on its worker a moment after its response was read.
+    let samples = scrape_until(admin, |samples| {
+        per_worker(samples, "gangway_worker_open_connections")
+            .iter()
+            .all(|(_, open)| *open == 0.0)
+    })
+    .await;
+    let handed = per_worker(&samples, "gangway_worker_connections_total");
+    let workers: Vec<&str> = handed.iter().map(|(worker, _)| worker.as_str()).collect();
+    assert_eq!(workers, ["0", "1"]);
+    assert_eq!(
+        handed.iter().map(|(_, n)| n).sum::<f64>(),
+        6.0,
+        "{handed:?}"
+    );
+    assert!(
+        handed.iter().all(|(_, n)| *n >= 1.0),
+        "ties rotate: {handed:?}"
+    );
+    let open = per_worker(&samples, "gangway_worker_open_connections");
+    assert_eq!(open, [("0".to_owned(), 0.0), ("1".to_owned(), 0.0)]);
+
+    let unspread = Proxy::start(&metrics_config(origin.addr())).await;
+    let samples = scrape(unspread.admin.expect("admin listener")).await;
+    assert!(per_worker(&samples, "gangway_worker_connections_total").is_empty());
+}
+
 #[tokio::test]
 async fn healthz_and_readyz_answer_through_the_drain() {
     let echo = start_echo().await;
