@@ -482,34 +482,28 @@ impl Observer {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        if !workers.is_empty() {
-            out.family(
+        // No series without worker threads: the accepting thread serves.
+        let families = [
+            (
                 "gangway_worker_connections_total",
                 "counter",
                 "Client connections handed to each worker thread.",
-            );
-            for (index, load) in workers.iter().enumerate() {
-                let worker = index.to_string();
-                let connections = load.connections.load(Ordering::Relaxed);
-                out.sample(
-                    "gangway_worker_connections_total",
-                    &[("worker", &worker)],
-                    connections,
-                );
-            }
-            out.family(
+            ),
+            (
                 "gangway_worker_open_connections",
                 "gauge",
                 "Client connections each worker thread serves now.",
-            );
+            ),
+        ];
+        for (name, kind, help) in families.into_iter().filter(|_| !workers.is_empty()) {
+            out.family(name, kind, help);
             for (index, load) in workers.iter().enumerate() {
-                let worker = index.to_string();
-                let open = load.open.load(Ordering::Relaxed);
-                out.sample(
-                    "gangway_worker_open_connections",
-                    &[("worker", &worker)],
-                    open,
-                );
+                let value = if kind == "gauge" {
+                    u64::try_from(load.open.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
+                } else {
+                    load.connections.load(Ordering::Relaxed)
+                };
+                out.sample(name, &[("worker", &index.to_string())], value);
             }
         }
         out.family(
