@@ -483,27 +483,24 @@ impl Observer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         // No series without worker threads: the accepting thread serves.
-        let families = [
+        let families: [(&str, &str, &str, WorkerValue); 2] = [
             (
                 "gangway_worker_connections_total",
                 "counter",
                 "Client connections handed to each worker thread.",
+                |load| load.connections.load(Ordering::Relaxed),
             ),
             (
                 "gangway_worker_open_connections",
                 "gauge",
                 "Client connections each worker thread serves now.",
+                |load| u64::try_from(load.open.load(Ordering::Relaxed)).unwrap_or(u64::MAX),
             ),
         ];
-        for (name, kind, help) in families.into_iter().filter(|_| !workers.is_empty()) {
+        for (name, kind, help, value) in families.into_iter().filter(|_| !workers.is_empty()) {
             out.family(name, kind, help);
             for (index, load) in workers.iter().enumerate() {
-                let value = if kind == "gauge" {
-                    u64::try_from(load.open.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
-                } else {
-                    load.connections.load(Ordering::Relaxed)
-                };
-                out.sample(name, &[("worker", &index.to_string())], value);
+                out.sample(name, &[("worker", &index.to_string())], value(load));
             }
         }
         out.family(
@@ -515,6 +512,9 @@ impl Observer {
         out.text
     }
 }
+
+/// One worker's value of a per-worker series.
+type WorkerValue = fn(&WorkerLoad) -> u64;
 
 fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
